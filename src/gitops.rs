@@ -1,0 +1,1 @@
+//! Git write-back: the fetch → re-apply → commit → push loop that never loses a race.
