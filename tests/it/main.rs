@@ -1,0 +1,8 @@
+//! The one integration-test binary. Real-component tests are `#[ignore]`d by default and run by
+//! `scripts/test.sh` (with `--include-ignored`) after it has started the components.
+
+mod support;
+
+mod cli;
+mod gitops;
+mod kustomize;

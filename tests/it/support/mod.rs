@@ -1,0 +1,328 @@
+//! TestContext: scratch workspaces, bare remotes and a runner for the real binary.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const SERVICES: [&str; 8] = [
+    "auth-service",
+    "user-service",
+    "content-service",
+    "feed-service",
+    "media-service",
+    "messaging-service",
+    "search-service",
+    "streaming-service",
+];
+
+pub const OVERLAY: &str = "k8s/infrastructure/overlays/staging";
+
+/// The real binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_deploy-action")
+}
+
+/// A variable exported by `scripts/test.sh` after it started the real components.
+pub fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: real-component tests run through scripts/test.sh, which starts the components")
+    })
+}
+
+/// Runs git and returns its trimmed stdout, panicking with stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "seed")
+        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
+        .env("GIT_COMMITTER_NAME", "seed")
+        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The overlay a fresh Nova monorepo starts with: one entry per service, sorted by name.
+pub fn seed_kustomization() -> String {
+    let mut names: Vec<&str> = SERVICES.to_vec();
+    names.sort();
+    let mut s = String::from(
+        "# Nova staging overlay\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n",
+    );
+    for n in names {
+        s.push_str(&format!("  - name: {n}\n    newName: registry.local/nova/{n}\n    newTag: seed\n"));
+    }
+    s
+}
+
+/// Writes a minimal Nova monorepo: a base with one Deployment per service and the staging overlay.
+pub fn write_monorepo(dir: &Path) {
+    let base = dir.join("k8s/infrastructure/base");
+    std::fs::create_dir_all(&base).unwrap();
+    let mut resources = String::from("resources:\n");
+    for s in SERVICES {
+        std::fs::write(
+            base.join(format!("{s}.yaml")),
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {s}\nspec:\n  selector:\n    matchLabels:\n      app: {s}\n  template:\n    metadata:\n      labels:\n        app: {s}\n    spec:\n      containers:\n        - name: app\n          image: {s}\n"
+            ),
+        )
+        .unwrap();
+        resources.push_str(&format!("  - {s}.yaml\n"));
+    }
+    std::fs::write(base.join("kustomization.yaml"), resources).unwrap();
+    let overlay = dir.join(OVERLAY);
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(overlay.join("kustomization.yaml"), seed_kustomization()).unwrap();
+}
+
+/// A bare remote seeded with the Nova monorepo on `main`.
+pub struct Remote {
+    _tmp: Option<tempfile::TempDir>,
+    /// The bare repository on disk.
+    pub dir: PathBuf,
+    /// The URL the action pushes to.
+    pub url: String,
+}
+
+impl Remote {
+    /// A bare repo in a fresh temp dir, pushed to over file://.
+    pub fn file() -> Remote {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("remote.git");
+        let url = format!("file://{}", dir.display());
+        Self::init(&dir);
+        Remote { _tmp: Some(tmp), dir, url }
+    }
+
+    /// A bare repo inside a directory that a server exports; `url_base` is how that server names it.
+    pub fn served(base_dir_var: &str, url_var: &str) -> Remote {
+        let base = PathBuf::from(service_env(base_dir_var));
+        let name = format!("t{}-{}.git", std::process::id(), unique());
+        let dir = base.join(&name);
+        Self::init(&dir);
+        Remote { _tmp: None, dir, url: format!("{}/{}", service_env(url_var), name) }
+    }
+
+    fn init(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        git(dir, &["init", "-q", "--bare", "-b", "main"]);
+        // Servers run receive-pack as whoever owns them; let them write here.
+        git(dir, &["config", "http.receivepack", "true"]);
+        let seed = tempfile::tempdir().unwrap();
+        git(seed.path(), &["init", "-q", "-b", "main"]);
+        write_monorepo(seed.path());
+        git(seed.path(), &["add", "-A"]);
+        git(seed.path(), &["commit", "-qm", "seed"]);
+        git(seed.path(), &["push", "-q", dir.to_str().unwrap(), "main"]);
+    }
+
+    /// Installs a `pre-receive` hook with the given shell body.
+    pub fn hook(&self, body: &str) {
+        let path = self.dir.join("hooks/pre-receive");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The file at `path` on the remote's `main`.
+    pub fn show(&self, path: &str) -> String {
+        git(&self.dir, &["show", &format!("main:{path}")])
+    }
+
+    pub fn overlay(&self) -> String {
+        self.show(&format!("{OVERLAY}/kustomization.yaml"))
+    }
+
+    pub fn head(&self) -> String {
+        git(&self.dir, &["rev-parse", "main"])
+    }
+
+    /// Number of commits on `main`, the seed included.
+    pub fn commit_count(&self) -> usize {
+        git(&self.dir, &["rev-list", "--count", "main"]).parse().unwrap()
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    t ^ (N.fetch_add(1, Ordering::Relaxed) << 48)
+}
+
+/// A checkout of a remote, as actions/checkout leaves it: `origin` set, on `main`.
+pub struct Workspace {
+    _tmp: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Workspace {
+    pub fn clone_of(remote: &Remote) -> Workspace {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ws");
+        git(tmp.path(), &["clone", "-q", remote.dir.to_str().unwrap(), "ws"]);
+        git(&path, &["remote", "set-url", "origin", &remote.url]);
+        Workspace { _tmp: tmp, path }
+    }
+
+    pub fn overlay(&self) -> String {
+        std::fs::read_to_string(self.path.join(OVERLAY).join("kustomization.yaml")).unwrap()
+    }
+}
+
+/// What one run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// `$GITHUB_OUTPUT` parsed, heredoc values included.
+    pub outputs: BTreeMap<String, String>,
+    pub summary: String,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// stdout and stderr together, for grepping.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn output(&self, key: &str) -> &str {
+        self.outputs.get(key).map(String::as_str).unwrap_or_else(|| panic!("no output {key:?} in {:?}\n{}", self.outputs, self.all_output()))
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(self.success(), "deploy-action failed ({:?}):\n{}", self.code, self.all_output());
+        self
+    }
+}
+
+/// A prepared invocation of the binary with GitHub's environment for `workspace`.
+pub struct Action {
+    cmd: Command,
+    dir: tempfile::TempDir,
+}
+
+impl Action {
+    /// Env as a runner gives it: every input set (empty = default), plus the GitHub variables.
+    pub fn new(workspace: &Path) -> Action {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_WORKSPACE", workspace)
+            .env("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
+            .env("GITHUB_REF", "refs/heads/main")
+            .env("GITHUB_SERVER_URL", "https://github.invalid")
+            .env("GITHUB_REPOSITORY", "nova/monorepo")
+            .env("GITHUB_OUTPUT", dir.path().join("output"))
+            .env("GITHUB_STEP_SUMMARY", dir.path().join("summary"))
+            .current_dir(workspace)
+            .stdin(Stdio::null());
+        for var in ["DOCKER_HOST", "SSL_CERT_FILE"] {
+            if let Ok(v) = std::env::var(var) {
+                cmd.env(var, v);
+            }
+        }
+        Action { cmd, dir }
+    }
+
+    /// Sets `INPUT_<NAME>` the way the runner names it (upper-cased, hyphens kept).
+    pub fn input(mut self, name: &str, value: &str) -> Self {
+        self.cmd.env(format!("INPUT_{}", name.to_uppercase().replace(' ', "_")), value);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn env_remove(mut self, k: &str) -> Self {
+        self.cmd.env_remove(k);
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+
+    /// The usual job for `service` with `build: false`, tag `tag`.
+    pub fn promote(workspace: &Path, service: &str, tag: &str) -> Action {
+        Action::new(workspace)
+            .input("service", service)
+            .input("tag", tag)
+            .input("build", "false")
+            .input("registry", "registry.local")
+            .input("repository", &format!("nova/{service}"))
+            .input("image-name", service)
+    }
+
+    pub fn spawn(mut self) -> Spawned {
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = self.cmd.spawn().expect("binary starts");
+        Spawned { child, dir: self.dir }
+    }
+
+    pub fn run(self) -> Run {
+        self.spawn().wait()
+    }
+}
+
+pub struct Spawned {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Spawned {
+    pub fn wait(self) -> Run {
+        let Output { status, stdout, stderr } = self.child.wait_with_output().unwrap();
+        let outputs = parse_github_output(&std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default());
+        let summary = std::fs::read_to_string(self.dir.path().join("summary")).unwrap_or_default();
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            outputs,
+            summary,
+        }
+    }
+}
+
+/// Parses `$GITHUB_OUTPUT`: `k=v` lines and `k<<DELIM` heredocs, as the runner does.
+pub fn parse_github_output(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some((k, delim)) = line.split_once("<<") {
+            let mut value = Vec::new();
+            for l in lines.by_ref() {
+                if l == delim {
+                    break;
+                }
+                value.push(l);
+            }
+            out.insert(k.to_string(), value.join("\n"));
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
