@@ -8,5 +8,4 @@ pub mod github;
 pub mod gitops;
 pub mod inputs;
 pub mod kustomize;
-pub mod pipeline;
 pub mod report;

@@ -1,0 +1,2 @@
+//! deploy-action's command line (being wired).
+fn main() {}
