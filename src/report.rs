@@ -2,6 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+/// Every step output, in the contract's order; `action.yml` declares exactly these (a test checks).
+pub const OUTPUTS: &[&str] = &["image", "digest", "image-ref", "built", "changed", "commit", "attempts", "aws-account-id"];
+
 /// The job's results, written as step outputs and summarized.
 #[derive(Debug, Default, Clone)]
 pub struct Report {
