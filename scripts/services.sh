@@ -213,20 +213,26 @@ start_docker() {
         DOCKER_HOST_VALUE=unix://$DOCKER_SOCK
         return 0
     fi
-    rm -f "$PIDS/dockerd.ext"
     if [[ ${DA_DOCKER_REUSE:-1} == 1 ]] && docker_ok unix:///var/run/docker.sock; then
         da_log "dockerd: reusing the healthy daemon on /var/run/docker.sock"
         DOCKER_HOST_VALUE=unix:///var/run/docker.sock
         return 0
     fi
     command -v dockerd >/dev/null || da_die "dockerd not found: run scripts/services.sh install"
-    # Another dockerd (say, from another checkout) holding our data root?
-    local other
+    # Another dockerd (say, another checkout's) holding our data root: reuse it if healthy.
+    local other cmdline host
     for other in /proc/[0-9]*/cmdline; do
-        if tr '\0' ' ' <"$other" 2>/dev/null | grep -q "^dockerd .*--data-root $DOCKER_DATA_ROOT "; then
-            other=${other#/proc/}
-            da_die "dockerd: pid ${other%/cmdline} already uses data root $DOCKER_DATA_ROOT; stop it or set DA_DOCKER_DATA_ROOT"
+        cmdline=$(tr '\0' ' ' <"$other" 2>/dev/null) || continue
+        [[ $cmdline == "dockerd "*"--data-root $DOCKER_DATA_ROOT "* ]] || continue
+        other=${other#/proc/}
+        other=${other%/cmdline}
+        host=$(sed -n 's/.*--host \(unix:[^ ]*\).*/\1/p' <<<"$cmdline")
+        if [[ -n $host ]] && docker_ok "$host"; then
+            da_log "dockerd: reusing pid $other on $host (it holds data root $DOCKER_DATA_ROOT)"
+            DOCKER_HOST_VALUE=$host
+            return 0
         fi
+        da_die "dockerd: pid $other holds data root $DOCKER_DATA_ROOT but is not healthy; stop it or set DA_DOCKER_DATA_ROOT"
     done
     rm -f "$DOCKER_SOCK" "$dir/dockerd.pid"
     local pid
