@@ -415,7 +415,7 @@ start_moto() {
     local args=("$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT")
     local sig
     sig=$(printf '%s\n' "${args[@]}" | signature /dev/stdin)
-    reuse moto "moto_server -H 127.0.0.1 -p $MOTO_PORT" "$sig" moto_ok && return 0
+    reuse moto "$VENV/bin/moto_server" "$sig" moto_ok && return 0
     da_require_free_port moto "$MOTO_PORT" DA_MOTO_PORT
     local pid
     pid=$(da_spawn "$PIDS/moto.pid" "$STATE/moto.log" "${args[@]}")
@@ -519,7 +519,7 @@ cmd_stop() {
             return 0
         fi
     fi
-    da_kill moto "$PIDS/moto.pid" "moto_server -H 127.0.0.1 -p $MOTO_PORT"
+    da_kill moto "$PIDS/moto.pid" "$VENV/bin/moto_server"
     da_kill https-git "$PIDS/https-git.pid" "$STATE/https/lighttpd.conf"
     da_kill git-daemon "$PIDS/git-daemon.pid" "--base-path=$STATE/git"
     da_kill registry "$PIDS/registry.pid" "$STATE/registry/config.yml"
@@ -529,17 +529,20 @@ cmd_stop() {
 }
 
 cmd_status() {
-    local name marker pid rc=0
+    local name marker pid host rc=0
     for name in dockerd registry git-daemon https-git moto; do
         case $name in
             dockerd) marker=$DOCKER_SOCK ;;
             registry) marker=$STATE/registry/config.yml ;;
             git-daemon) marker=--base-path=$STATE/git ;;
             https-git) marker=$STATE/https/lighttpd.conf ;;
-            moto) marker="moto_server -H 127.0.0.1 -p $MOTO_PORT" ;;
+            moto) marker="$VENV/bin/moto_server" ;;
         esac
         if pid=$(da_pid_of "$PIDS/$name.pid" "$marker"); then
             printf '%-11s running  pid %-7s log %s\n' "$name" "$pid" "$STATE/$name.log"
+        elif [[ $name == dockerd ]] && host=$(sed -n "s/^export DOCKER_HOST='\(.*\)'$/\1/p" "$STATE/env" 2>/dev/null) &&
+            [[ -n $host ]] && docker_ok "$host"; then
+            printf '%-11s reused   %s (not ours: stop leaves it)\n' "$name" "$host"
         else
             printf '%-11s stopped\n' "$name"
             rc=3
