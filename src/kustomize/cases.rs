@@ -133,10 +133,14 @@ pub const CASES: &[Case] = &[
     },
     Case {
         name: "a_digest_spec_replaces_a_tag_with_a_digest",
-        input: nova!("  - name: app\n    newName: reg/app\n    newTag: v1\n"),
+        input: nova!("  - name: app\n    newName: reg/app\n    # the release\n    newTag: v1\n"),
         specs: &[concat!("app@", digest!())],
         expect: Expect::Edited {
-            output: nova!(concat!("  - name: app\n    digest: ", digest!(), "\n")),
+            output: nova!(concat!(
+                "  - name: app\n    digest: ",
+                digest!(),
+                "\n    # the release\n"
+            )),
             deployed: &[("app", concat!("app@", digest!()))],
         },
     },

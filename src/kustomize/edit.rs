@@ -680,11 +680,16 @@ fn remove_pairs(src: &Source, entry: &Entry, removed: &[bool]) -> Vec<Edit> {
                 end: first_kept.unwrap_or_else(|| src.next_line_start(pairs[j].span.1)),
                 with: String::new(),
             },
-            (false, _) => Edit {
-                start: src.line_start(pairs[i].key.start),
-                end: src.next_line_start(pairs[j].span.1),
-                with: String::new(),
-            },
+            // Line by line, so comment lines between removed keys stay.
+            (false, _) => {
+                edits.extend(pairs[i..=j].iter().map(|p| Edit {
+                    start: src.line_start(p.key.start),
+                    end: src.next_line_start(p.span.1),
+                    with: String::new(),
+                }));
+                i = j + 1;
+                continue;
+            }
         };
         edits.push(edit);
         i = j + 1;

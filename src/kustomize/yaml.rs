@@ -185,8 +185,9 @@ pub(crate) fn parse(src: &Source) -> Result<Node, ParseError> {
                 src,
                 events: &events,
                 i: first + 1,
+                depth: 0,
             };
-            b.node(0)
+            b.node()
         }
         [_, second, ..] => Err(ParseError::SeveralDocuments {
             line: events[*second].1.line(),
@@ -198,7 +199,12 @@ struct Builder<'s, 'e> {
     src: &'s Source<'s>,
     events: &'e [(Event, Marker)],
     i: usize,
+    /// How many nodes enclose the one being built.
+    depth: usize,
 }
+
+/// Deeper nesting is refused rather than risking the stack; a kustomization needs a handful.
+const MAX_DEPTH: usize = 200;
 
 impl Builder<'_, '_> {
     fn next(&mut self) -> (&Event, usize, usize) {
@@ -211,8 +217,22 @@ impl Builder<'_, '_> {
         self.events.get(self.i).map(|(_, m)| self.src.offset(m))
     }
 
-    /// Builds the node whose first event is next; `flow` is the flow nesting depth.
-    fn node(&mut self, flow: usize) -> Result<Node, ParseError> {
+    /// Builds the node whose first event is next.
+    fn node(&mut self) -> Result<Node, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            let line = self.events[self.i].1.line();
+            return Err(ParseError::Scan {
+                line,
+                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+            });
+        }
+        self.depth += 1;
+        let node = self.build();
+        self.depth -= 1;
+        node
+    }
+
+    fn build(&mut self) -> Result<Node, ParseError> {
         let text = self.src.text;
         let (ev, start, line) = self.next();
         let ev = ev.clone();
@@ -222,7 +242,7 @@ impl Builder<'_, '_> {
                 let end = if empty {
                     Some(start)
                 } else {
-                    scalar_end(text, start, &value, style, flow > 0)
+                    scalar_end(text, start, &value, style)
                 };
                 Ok(Node {
                     kind: Kind::Scalar {
@@ -248,7 +268,6 @@ impl Builder<'_, '_> {
             Event::SequenceStart(anchor, tag) => {
                 let is_flow =
                     text[start..].starts_with('[') && self.peek_offset().is_some_and(|o| o > start);
-                let depth = flow + usize::from(is_flow);
                 let mut items = Vec::new();
                 loop {
                     if matches!(
@@ -257,7 +276,7 @@ impl Builder<'_, '_> {
                     ) {
                         break;
                     }
-                    items.push(self.node(depth)?);
+                    items.push(self.node()?);
                 }
                 let (_, close, _) = self.next();
                 let (start, end) = if is_flow {
@@ -283,14 +302,13 @@ impl Builder<'_, '_> {
             }
             Event::MappingStart(anchor, tag) => {
                 let is_flow = text[start..].starts_with('{');
-                let depth = flow + usize::from(is_flow);
                 let mut pairs = Vec::new();
                 loop {
                     if matches!(self.events.get(self.i), Some((Event::MappingEnd, _)) | None) {
                         break;
                     }
-                    let key = self.node(depth)?;
-                    let value = self.node(depth)?;
+                    let key = self.node()?;
+                    let value = self.node()?;
                     pairs.push((key, value));
                 }
                 let (_, close, _) = self.next();
@@ -331,13 +349,7 @@ impl Builder<'_, '_> {
 }
 
 /// One past the last byte of a scalar starting at `start`, found by its style.
-fn scalar_end(
-    text: &str,
-    start: usize,
-    value: &str,
-    style: TScalarStyle,
-    flow: bool,
-) -> Option<usize> {
+fn scalar_end(text: &str, start: usize, value: &str, style: TScalarStyle) -> Option<usize> {
     let bytes = text.as_bytes();
     match style {
         TScalarStyle::SingleQuoted => {
@@ -365,13 +377,13 @@ fn scalar_end(
             }
             None
         }
-        TScalarStyle::Plain => plain_end(text, start, value, flow),
+        TScalarStyle::Plain => plain_end(text, start, value),
         TScalarStyle::Literal | TScalarStyle::Folded => None,
     }
 }
 
 /// The end of a plain scalar: its value is its text on one line, or its lines folded.
-fn plain_end(text: &str, start: usize, value: &str, _flow: bool) -> Option<usize> {
+fn plain_end(text: &str, start: usize, value: &str) -> Option<usize> {
     if text[start..].starts_with(value) {
         return Some(start + value.len());
     }
@@ -462,6 +474,15 @@ mod tests {
         assert!(!flow);
         assert_eq!(items.len(), 2);
         assert_eq!(span(text, &pairs[0].1), "[x]\n- [y]");
+    }
+
+    #[test]
+    fn absurd_nesting_is_refused_instead_of_overflowing_the_stack() {
+        let text = format!("a: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+        assert!(matches!(
+            parse(&Source::new(&text)),
+            Err(ParseError::Scan { line: 1, .. })
+        ));
     }
 
     #[test]
