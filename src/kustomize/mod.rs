@@ -110,16 +110,21 @@ pub fn set_image_in_dir(dir: &Path, specs: &[ImageSpec]) -> Result<bool, EditErr
     // Replace the file a symlink points at, not the link.
     let target = fs_err::canonicalize(&path).map_err(read_err)?;
     let parent = target.parent().unwrap_or(Path::new("."));
-    let permissions = fs_err::metadata(&target).map_err(read_err)?.permissions();
+    let meta = fs_err::metadata(&target).map_err(read_err)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".kustomization.")
         .tempfile_in(parent)
         .map_err(write_err)?;
     use std::io::Write as _;
+    use std::os::unix::fs::MetadataExt as _;
     tmp.write_all(&after).map_err(write_err)?;
     tmp.as_file()
-        .set_permissions(permissions)
+        .set_permissions(meta.permissions())
         .map_err(write_err)?;
+    // Keep the owner too: a container action runs as root over a workspace owned by the
+    // runner's user, whose later steps must still be able to write the file. Only root can
+    // give a file away; anyone else writes files they own, as any editor does.
+    let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(meta.uid()), Some(meta.gid()));
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(&target).map_err(|e| write_err(e.error))?;
     Ok(true)

@@ -245,6 +245,29 @@ fn set_image_keeps_the_files_permissions() {
 }
 
 #[test]
+fn set_image_as_root_keeps_the_files_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("kustomization.yaml");
+    std::fs::write(&file, OVERLAY).unwrap();
+    if std::fs::metadata(&file).unwrap().uid() != 0 {
+        eprintln!("not root: only root can give a file away, nothing to check");
+        return;
+    }
+    // The runner's user owns the workspace; the container action runs as root.
+    std::os::unix::fs::chown(&file, Some(1001), Some(1001)).unwrap();
+    let out = set_image(tmp.path(), &["auth-service:v2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1001, 1001));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("newTag: v2")
+    );
+}
+
+#[test]
 fn set_image_on_an_up_to_date_file_succeeds_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("kustomization.yaml");
