@@ -3,6 +3,7 @@
 
 mod support;
 
+mod act;
 mod cli;
 mod gitops;
 mod kustomize;
