@@ -4,8 +4,12 @@
 //! [`gitops`] → [`report`], with [`pipeline`] calling them and [`github`] owning the runner's
 //! workflow and file commands.
 
+pub mod aws;
+pub mod docker;
 pub mod github;
 pub mod gitops;
 pub mod inputs;
 pub mod kustomize;
+pub mod pipeline;
+pub mod registry;
 pub mod report;
