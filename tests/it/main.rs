@@ -5,5 +5,6 @@ mod support;
 
 mod act;
 mod cli;
+mod context;
 mod gitops;
 mod kustomize;
