@@ -111,8 +111,8 @@ fn a_local_run_prints_outputs_instead_of_writing_the_output_file() {
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_ACTIONS")
         .input("dry-run", "true")
-        .run()
-        .assert_ok();
+        .run();
+    run.assert_ok();
     assert!(run.stdout.lines().any(|l| l == "changed=true"), "{}", run.stdout);
     assert!(run.stdout.contains("| auth-service |"), "{}", run.stdout);
     assert!(!run.stdout.contains("::"), "no workflow commands locally:\n{}", run.stdout);
