@@ -4,6 +4,7 @@
 mod support;
 
 mod act;
+mod build;
 mod cli;
 mod context;
 mod gitops;

@@ -1,0 +1,294 @@
+//! The Docker Engine connection: `DOCKER_HOST` or the local socket, API-version negotiation,
+//! registry credentials, and the fix for bollard 0.21.1's standard-base64 auth headers.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use bollard::auth::DockerCredentials;
+use bollard::{BollardRequest, Docker};
+use secrecy::{ExposeSecret, SecretString};
+
+/// The variable that names the daemon, as the docker CLI reads it.
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// Where the daemon listens when `DOCKER_HOST` is unset.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// The two headers that carry registry credentials to the daemon.
+const AUTH_HEADERS: [&str; 2] = ["x-registry-auth", "x-registry-config"];
+
+/// A failed Docker operation, as the user needs to hear about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot reach the Docker daemon at {host}: {source}\nhint: is dockerd running, and is /var/run/docker.sock mounted into the container action (or DOCKER_HOST set to the daemon)?"
+    )]
+    Connect {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error(
+        "Dockerfile not found: looked for {path}\nhint: the `dockerfile` input is relative to the workspace, not to `context`"
+    )]
+    DockerfileMissing { path: std::path::PathBuf },
+    #[error(
+        "build context not found: looked for the directory {path}\nhint: the `context` input is relative to the workspace"
+    )]
+    ContextMissing { path: std::path::PathBuf },
+    #[error("sending the build context {path} failed: {message}")]
+    Context {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("building {image} failed at {step}: {message}")]
+    BuildStep {
+        image: String,
+        step: String,
+        message: String,
+    },
+    #[error("building {image} failed: {source}")]
+    Build {
+        image: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("building {image} finished without an image id")]
+    NoImageId { image: String },
+    #[error(
+        "pushing {image} was refused by the registry: {message}\nhint: check registry-username and registry-password, or that the role may push to ECR (ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage, ecr:BatchCheckLayerAvailability)"
+    )]
+    PushDenied { image: String, message: String },
+    #[error(
+        "pushing {image} failed: the repository does not exist: {message}\nhint: create it, or set `create-repository: true` for ECR"
+    )]
+    PushNoRepository { image: String, message: String },
+    #[error("pushing {image} failed after {attempts} attempt(s): {message}")]
+    Push {
+        image: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error(
+        "pushing {image} succeeded but neither the daemon's log nor the image's RepoDigests gave a digest"
+    )]
+    NoDigest { image: String },
+}
+
+/// Registry credentials, for pulls (cache-from), builds (base images) and pushes.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: SecretString,
+}
+
+impl Credentials {
+    /// What bollard serializes into the auth header for `server` (a registry host).
+    pub fn docker(&self, server: &str) -> DockerCredentials {
+        DockerCredentials {
+            username: Some(self.username.clone()),
+            password: Some(self.password.expose_secret().to_string()),
+            serveraddress: Some(server.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The daemon named by `DOCKER_HOST`, or the local socket.
+pub fn docker_host() -> String {
+    std::env::var(DOCKER_HOST)
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_HOST.to_string())
+}
+
+/// A client for the daemon at [`docker_host`], with the registry-auth headers fixed.
+///
+/// Nothing is sent yet: a socket that does not exist fails here, a daemon that does not answer
+/// fails at the first request (see [`negotiate`]), both as [`DockerError::Connect`].
+pub fn connect() -> Result<Docker, DockerError> {
+    connect_to(&docker_host())
+}
+
+/// [`connect`] to an explicit `host` (`unix://…`, `tcp://…`, `http://…`).
+pub fn connect_to(host: &str) -> Result<Docker, DockerError> {
+    let docker = Docker::connect_with_host(host).map_err(|source| DockerError::Connect {
+        host: host.to_string(),
+        source,
+    })?;
+    Ok(docker.with_request_modifier(url_safe_registry_headers))
+}
+
+/// Agrees on the API version with the daemon: bollard speaks 1.53, Debian's dockerd 20.10 at
+/// most 1.41, Docker 29 at least 1.44. The version is shared by every clone of `docker`.
+pub async fn negotiate(docker: &Docker) -> Result<(), DockerError> {
+    docker
+        .clone()
+        .negotiate_version()
+        .await
+        .map_err(|source| DockerError::Connect {
+            host: docker_host(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// A clone of `docker` whose requests may wait `timeout` for the response headers.
+pub fn with_timeout(docker: &Docker, timeout: Duration) -> Docker {
+    docker.clone().with_timeout(timeout)
+}
+
+/// The request modifier: bollard 0.21.1 encodes `X-Registry-Auth` / `X-Registry-Config` as
+/// standard base64, the daemon decodes URL-safe base64 and silently drops what it cannot decode,
+/// so a password whose encoding has `+` or `/` would push unauthenticated.
+pub fn url_safe_registry_headers(mut req: BollardRequest) -> BollardRequest {
+    for name in AUTH_HEADERS {
+        let fixed = req
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(to_url_safe);
+        if let Some(fixed) = fixed.and_then(|f| http::HeaderValue::from_str(&f).ok()) {
+            req.headers_mut().insert(name, fixed);
+        }
+    }
+    req
+}
+
+/// Standard base64 re-encoded as URL-safe base64 (padded, as the docker CLI sends it).
+/// `None` when `value` is not standard base64, e.g. already URL-safe with `-` or `_`.
+pub fn to_url_safe(value: &str) -> Option<String> {
+    STANDARD.decode(value).ok().map(|raw| URL_SAFE.encode(raw))
+}
+
+/// The registry host of an image reference, as docker reads it: the first path component when
+/// it has a `.` or `:` or is `localhost`, else Docker Hub.
+pub fn registry_host(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first
+        }
+        _ => "docker.io",
+    }
+}
+
+/// `registry/repository` and tag of `registry/repository:tag` (a `:` counts only after the last
+/// `/`); a reference without a tag means `latest`. A `@digest` is dropped.
+pub fn split_tag(image: &str) -> (&str, &str) {
+    let image = image.split_once('@').map_or(image, |(name, _)| name);
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+/// `repository` and the tag or digest to pull for `image`: the pull API takes a digest in its
+/// `tag` parameter, and pulls every tag when that is empty, so it never is.
+pub fn pull_parts(image: &str) -> (&str, &str) {
+    match image.split_once('@') {
+        Some((name, digest)) => (split_tag(name).0, digest),
+        None => split_tag(image),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_base64_is_re_encoded_url_safe() {
+        // "??>" encodes to "Pz8+" and "???" to "Pz8/": the two characters the daemon cannot decode.
+        assert_eq!(STANDARD.encode("??>???"), "Pz8+Pz8/");
+        assert_eq!(to_url_safe("Pz8+Pz8/").unwrap(), "Pz8-Pz8_");
+    }
+
+    #[test]
+    fn padding_is_kept_like_the_docker_cli() {
+        assert_eq!(to_url_safe(&STANDARD.encode("{}x")).unwrap(), "e314");
+        assert_eq!(to_url_safe(&STANDARD.encode("{}")).unwrap(), "e30=");
+    }
+
+    #[test]
+    fn a_value_that_is_not_standard_base64_is_left_alone() {
+        assert_eq!(to_url_safe("Pz8-Pz8_"), None);
+    }
+
+    #[test]
+    fn the_modifier_rewrites_both_auth_headers_and_nothing_else() {
+        let req = http::Request::builder()
+            .uri("http://localhost/v1.41/images/x/push")
+            .header("X-Registry-Auth", "Pz8+Pz8/")
+            .header("X-Registry-Config", "e30/")
+            .header("X-Other", "Pz8+")
+            .body(bollard::body_full(bytes::Bytes::new()))
+            .unwrap();
+        let req = url_safe_registry_headers(req);
+        assert_eq!(req.headers()["x-registry-auth"], "Pz8-Pz8_");
+        assert_eq!(req.headers()["x-registry-config"], "e30_");
+        assert_eq!(req.headers()["x-other"], "Pz8+");
+    }
+
+    #[test]
+    fn credentials_serialize_without_leaking_through_debug_of_the_input() {
+        let c = Credentials {
+            username: "ci".into(),
+            password: SecretString::from("s3cret"),
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let d = c.docker("127.0.0.1:5000");
+        assert_eq!(d.password.as_deref(), Some("s3cret"));
+        assert_eq!(d.serveraddress.as_deref(), Some("127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn registry_hosts_follow_docker_rules() {
+        for (image, host) in [
+            ("127.0.0.1:5000/nova/auth:v1", "127.0.0.1:5000"),
+            ("localhost/app", "localhost"),
+            (
+                "1.dkr.ecr.eu-west-1.amazonaws.com/nova/a:1",
+                "1.dkr.ecr.eu-west-1.amazonaws.com",
+            ),
+            ("nova/auth:v1", "docker.io"),
+            ("busybox", "docker.io"),
+        ] {
+            assert_eq!(registry_host(image), host, "{image}");
+        }
+    }
+
+    #[test]
+    fn pulls_name_a_digest_when_there_is_one_and_latest_when_nothing_is() {
+        let d = "sha256:0123";
+        assert_eq!(
+            pull_parts("r:5000/nova/a:v1@sha256:0123"),
+            ("r:5000/nova/a", d)
+        );
+        assert_eq!(
+            pull_parts("r:5000/nova/a@sha256:0123"),
+            ("r:5000/nova/a", d)
+        );
+        assert_eq!(pull_parts("r:5000/nova/a:v1"), ("r:5000/nova/a", "v1"));
+        assert_eq!(pull_parts("r:5000/nova/a"), ("r:5000/nova/a", "latest"));
+    }
+
+    #[test]
+    fn tags_split_after_the_last_slash_only() {
+        for (image, repo, tag) in [
+            (
+                "127.0.0.1:5000/nova/auth:v1",
+                "127.0.0.1:5000/nova/auth",
+                "v1",
+            ),
+            (
+                "127.0.0.1:5000/nova/auth",
+                "127.0.0.1:5000/nova/auth",
+                "latest",
+            ),
+            ("r/a:1@sha256:ab", "r/a", "1"),
+            ("busybox", "busybox", "latest"),
+        ] {
+            assert_eq!(split_tag(image), (repo, tag), "{image}");
+        }
+    }
+}
