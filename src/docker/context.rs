@@ -782,6 +782,7 @@ impl futures_core::Stream for TarStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_core::Stream;
 
     fn header_bytes(name: &[u8], typeflag: u8, size: i64, mtime: i64, link: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -864,6 +865,146 @@ mod tests {
         assert_eq!(format_pax_record("path", b"abcde"), b"14 path=abcde\n");
         assert_eq!(format_pax_record("path", &[b'a'; 92]).len(), 102);
         assert!(format_pax_record("path", &[b'a'; 92]).starts_with(b"102 "));
+    }
+
+    /// A context with a Dockerfile and the given `.dockerignore`, plus `files`.
+    fn context(ignore: Option<&str>, files: &[&str]) -> (tempfile::TempDir, ContextSpec) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ctx");
+        for f in files.iter().chain(&["Dockerfile"]) {
+            let p = dir.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, f.as_bytes()).unwrap();
+        }
+        if let Some(text) = ignore {
+            std::fs::write(dir.join(".dockerignore"), text).unwrap();
+        }
+        let spec = ContextSpec {
+            dockerfile: dir.join("Dockerfile"),
+            context_dir: dir,
+        };
+        (tmp, spec)
+    }
+
+    fn names(plan: &ContextPlan) -> Vec<String> {
+        plan.files.iter().map(|e| e.name().into_owned()).collect()
+    }
+
+    #[test]
+    fn the_walk_is_lexical_and_pre_order_with_directories_marked() {
+        let (_t, spec) = context(None, &["b/z", "b/a/x", "a", "B"]);
+        let p = plan(&spec).unwrap();
+        assert_eq!(
+            names(&p),
+            ["B", "Dockerfile", "a", "b/", "b/a/", "b/a/x", "b/z"]
+        );
+        assert_eq!(p.dockerfile_name, "Dockerfile");
+    }
+
+    #[test]
+    fn an_exception_reaches_into_an_excluded_directory_without_its_entry() {
+        let (_t, spec) = context(Some("b\n!b/a/x"), &["b/z", "b/a/x", "b/a/y"]);
+        assert_eq!(
+            names(&plan(&spec).unwrap()),
+            [".dockerignore", "Dockerfile", "b/a/x"]
+        );
+    }
+
+    #[test]
+    fn excluded_build_files_are_still_sent() {
+        let (_t, spec) = context(Some("*"), &["a"]);
+        assert_eq!(
+            names(&plan(&spec).unwrap()),
+            [".dockerignore", "Dockerfile"]
+        );
+    }
+
+    #[test]
+    fn a_second_name_of_an_inode_is_a_hard_link_to_the_first() {
+        let (_t, spec) = context(None, &["one"]);
+        std::fs::hard_link(spec.context_dir.join("one"), spec.context_dir.join("two")).unwrap();
+        let p = plan(&spec).unwrap();
+        let two = p.files.iter().find(|e| e.name() == "two").unwrap();
+        assert_eq!(
+            two.kind(),
+            &EntryKind::HardLink {
+                target: b"one".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn symlinks_are_sent_as_symlinks() {
+        let (_t, spec) = context(None, &["d/f"]);
+        std::os::unix::fs::symlink("d", spec.context_dir.join("l")).unwrap();
+        let p = plan(&spec).unwrap();
+        assert_eq!(names(&p), ["Dockerfile", "d/", "d/f", "l"]);
+        assert_eq!(
+            p.files[3].kind(),
+            &EntryKind::Symlink {
+                target: b"d".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_outside_the_context_is_injected_and_ignored_by_name() {
+        let (tmp, mut spec) = context(Some("*.md"), &["a"]);
+        let outside = tmp.path().join("Dockerfile.outside");
+        std::fs::write(&outside, "FROM scratch\n").unwrap();
+        spec.dockerfile = outside;
+        let p = plan(&spec).unwrap();
+        assert!(p.dockerfile_name.starts_with(".dockerfile.") && p.dockerfile_name.len() == 32);
+        assert_eq!(names(&p).last().unwrap(), &p.dockerfile_name);
+        let tar = write_tar(&p, &spec, Vec::new()).unwrap();
+        let mut ar = tar::Archive::new(&tar[..]);
+        let mut ignore = String::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            if e.path_bytes().as_ref() == b".dockerignore" {
+                e.read_to_string(&mut ignore).unwrap();
+            }
+        }
+        assert_eq!(ignore, format!("*.md\n{}\n", p.dockerfile_name));
+    }
+
+    #[test]
+    fn a_missing_dockerfile_names_the_path_looked_for() {
+        let (_t, mut spec) = context(None, &[]);
+        spec.dockerfile = spec.context_dir.join("backend/auth/Dockerfile");
+        let err = plan(&spec).unwrap_err();
+        assert!(err.to_string().contains("backend/auth/Dockerfile"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_dockerignore_names_the_file() {
+        let (_t, spec) = context(Some("ok\n!\n"), &[]);
+        let err = plan(&spec).unwrap_err().to_string();
+        assert!(
+            err.contains(".dockerignore") && err.contains("illegal exclusion"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_stream_carries_the_same_bytes_as_write_tar() {
+        let big = "x".repeat(700_000);
+        let (_t, spec) = context(None, &["a", "b/c"]);
+        std::fs::write(spec.context_dir.join("big"), &big).unwrap();
+        let expected = write_tar(&plan(&spec).unwrap(), &spec, Vec::new()).unwrap();
+        let (name, mut stream) = tar_stream(spec).unwrap();
+        assert_eq!(name, "Dockerfile");
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await
+        {
+            let chunk = chunk.unwrap();
+            assert!(chunk.len() <= CHUNK);
+            got.extend_from_slice(&chunk);
+            chunks += 1;
+        }
+        assert!(chunks >= 3, "the tar arrives in bounded chunks");
+        assert!(got == expected);
     }
 
     #[test]
