@@ -54,7 +54,7 @@ step services bash scripts/services.sh start
 # shellcheck source=/dev/null
 source .da-services/env
 
-step fmt cargo fmt --all --check || true
+step fmt cargo fmt --all --check -- --color=never || true
 step build cargo build --all-targets || true
 step clippy cargo clippy --all-targets -- -D warnings || true
 # Last, so cargo's summary is what the run ends with.
