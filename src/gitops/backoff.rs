@@ -1,16 +1,22 @@
 //! How long to wait between write-back attempts: contention-adaptive full jitter.
 //!
-//! Blind exponential backoff (0.5 s base, 8 s cap) wastes most of its time in the tail: the last
-//! few jobs sleep for seconds while the branch sits idle. Instead the window is measured in
-//! *rounds* — how long one push takes to come back, hook included, which we observe — and grows
-//! with the contention we see (consecutive lost races) but shrinks again as soon as we find the
-//! branch idle (its tip did not move while we waited). A push that negotiation shows to be doomed
-//! costs no round, so it is retried at once on a fresh fetch.
+//! Blind exponential backoff (0.5 s base, 8 s cap) is slow at both ends: early on, its windows
+//! are too small for 30 pushers, and in the tail the last few jobs sleep for seconds while the
+//! branch sits idle. Here each job keeps an estimate of how many jobs are still pushing:
+//! - every lost race raises it (others pushed on the same tip);
+//! - every commit that landed between two of our fetches lowers it by one (that job is done;
+//!   we count them, since later fetches bring the commits in between).
+//!
+//! The retry window is that estimate times one *round* — how long a push takes to come back,
+//! hook included, as we measured it — divided by the pushers per round we aim for. A push that
+//! negotiation shows to be doomed costs no round, so it is retried at once on a fresh fetch.
 
 use std::time::Duration;
 
-/// Window per round and per √(contention): about two pushers per round at equilibrium.
-const SPREAD: f64 = 1.0;
+/// Contention added by each lost race: a loss means others pushed on the same tip.
+const LOSS: f64 = 4.0;
+/// Pushers per round the window aims for. More means more wasted pushes, fewer means idle rounds.
+const PUSHERS_PER_ROUND: f64 = 1.5;
 /// Never wait longer than this for one retry.
 const CAP: Duration = Duration::from_secs(8);
 /// The round length assumed before any push has come back.
@@ -21,13 +27,18 @@ pub(crate) const NETWORK_RETRIES: u32 = 4;
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     round: Option<Duration>,
-    contention: u32,
+    /// Our estimate of how many jobs are pushing to the branch, ourselves included.
+    contention: f64,
     network: u32,
 }
 
 impl Backoff {
     pub(crate) fn new() -> Self {
-        Backoff { round: None, contention: 0, network: 0 }
+        Backoff {
+            round: None,
+            contention: 1.0,
+            network: 0,
+        }
     }
 
     /// A push reached the remote and came back after `took`.
@@ -42,15 +53,15 @@ impl Backoff {
     /// We lost a compare-and-swap. `u` is uniform in `[0, 1)`. Returns how long to wait before
     /// fetching again.
     pub(crate) fn lost(&mut self, u: f64) -> Duration {
-        self.contention += 1;
+        self.contention += LOSS;
         let round = self.round.unwrap_or(FIRST_ROUND).as_secs_f64();
-        let window = (round * SPREAD * f64::from(self.contention).sqrt()).min(CAP.as_secs_f64());
+        let window = (round * self.contention / PUSHERS_PER_ROUND).min(CAP.as_secs_f64());
         Duration::from_secs_f64(window * u.clamp(0.0, 1.0))
     }
 
-    /// After waiting, the branch tip had not moved: the others have thinned out.
-    pub(crate) fn idle(&mut self) {
-        self.contention /= 2;
+    /// A fetch showed `landed` new commits since our previous one: that many jobs are done.
+    pub(crate) fn landed(&mut self, landed: u32) {
+        self.contention = (self.contention - f64::from(landed)).max(1.0);
     }
 
     /// A fetch or push failed on the network. `None` means give up.
@@ -61,7 +72,9 @@ impl Backoff {
         }
         // 0.5 s, 1 s, 2 s, … with full jitter on the upper half.
         let ceiling = 0.5 * f64::from(1u32 << (self.network - 1).min(4));
-        Some(Duration::from_secs_f64(ceiling * (0.5 + 0.5 * u.clamp(0.0, 1.0))))
+        Some(Duration::from_secs_f64(
+            ceiling * (0.5 + 0.5 * u.clamp(0.0, 1.0)),
+        ))
     }
 
     /// A fetch got through: the network is fine again.
@@ -70,7 +83,7 @@ impl Backoff {
     }
 
     #[cfg(test)]
-    pub(crate) fn contention(&self) -> u32 {
+    pub(crate) fn contention(&self) -> f64 {
         self.contention
     }
 }
@@ -79,32 +92,45 @@ impl Backoff {
 mod tests {
     use super::*;
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
-    fn the_window_is_measured_in_rounds_and_grows_with_contention() {
+    fn the_window_is_measured_in_rounds_and_grows_with_each_loss() {
         let mut b = Backoff::new();
-        b.pushed(Duration::from_millis(400));
+        b.pushed(ms(300));
         let first = b.lost(1.0);
         let second = b.lost(1.0);
-        let third = b.lost(1.0);
-        assert_eq!(first, Duration::from_millis(400));
-        assert!(second > first && third > second, "{first:?} {second:?} {third:?}");
-        assert!(third < Duration::from_millis(400 * 2), "sub-linear growth: {third:?}");
+        assert_eq!(
+            first,
+            Duration::from_secs_f64(0.3 * (1.0 + LOSS) / PUSHERS_PER_ROUND)
+        );
+        assert!(second > first, "{first:?} {second:?}");
         assert_eq!(b.lost(0.0), Duration::ZERO, "full jitter reaches zero");
     }
 
     #[test]
-    fn an_idle_branch_shrinks_the_window() {
+    fn landed_commits_shrink_the_estimate_but_never_below_ourselves() {
         let mut b = Backoff::new();
-        b.pushed(Duration::from_millis(300));
-        for _ in 0..8 {
-            b.lost(0.5);
-        }
-        b.idle();
-        assert_eq!(b.contention(), 4);
-        b.idle();
-        b.idle();
-        b.idle();
-        assert_eq!(b.contention(), 0);
+        b.pushed(ms(300));
+        b.lost(0.5);
+        b.lost(0.5);
+        assert_eq!(b.contention(), 1.0 + 2.0 * LOSS);
+        b.landed(3);
+        assert_eq!(b.contention(), 2.0 * LOSS - 2.0);
+        b.landed(100);
+        assert_eq!(b.contention(), 1.0);
+        b.landed(0);
+        assert_eq!(b.contention(), 1.0);
+    }
+
+    #[test]
+    fn a_slower_remote_means_longer_waits() {
+        let (mut fast, mut slow) = (Backoff::new(), Backoff::new());
+        fast.pushed(ms(100));
+        slow.pushed(ms(1000));
+        assert!(slow.lost(0.5) > fast.lost(0.5));
     }
 
     #[test]
@@ -118,8 +144,11 @@ mod tests {
     fn network_failures_back_off_then_give_up() {
         let mut b = Backoff::new();
         let waits: Vec<_> = std::iter::from_fn(|| b.network_failure(1.0)).collect();
-        assert_eq!(waits, [Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(2)]);
+        assert_eq!(waits, [ms(500), ms(1000), ms(2000)]);
         b.network_ok();
-        assert!(b.network_failure(0.0).is_some(), "a success resets the count");
+        assert!(
+            b.network_failure(0.0).is_some(),
+            "a success resets the count"
+        );
     }
 }

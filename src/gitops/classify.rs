@@ -13,7 +13,11 @@ pub(crate) enum Refusal {
 
 /// Classifies a `push_update_reference` status, with the remote's sideband lines as context.
 pub(crate) fn refusal(status: &str, remote: &[String]) -> Refusal {
-    let all = std::iter::once(status).chain(remote.iter().map(String::as_str)).collect::<Vec<_>>().join("\n").to_ascii_lowercase();
+    let all = std::iter::once(status)
+        .chain(remote.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_ascii_lowercase();
     if all.contains("protected branch") || all.contains("gh006") || all.contains("gh013") {
         return Refusal::Protected;
     }
@@ -75,7 +79,9 @@ pub(crate) fn failure(err: &git2::Error) -> Failure {
         "status code: 429",
         "failed to resolve address",
     ];
-    if TRANSIENT.iter().any(|p| msg.contains(p)) || matches!(err.class(), ErrorClass::Net | ErrorClass::Os) {
+    if TRANSIENT.iter().any(|p| msg.contains(p))
+        || matches!(err.class(), ErrorClass::Net | ErrorClass::Os)
+    {
         return Failure::Network;
     }
     Failure::Fatal
@@ -93,7 +99,15 @@ pub(crate) fn remote_lines(raw: &[u8]) -> Vec<String> {
 }
 
 fn is_progress(line: &str) -> bool {
-    const METERS: [&str; 7] = ["Counting objects", "Compressing objects", "Resolving deltas", "Receiving objects", "Enumerating objects", "Total ", "Writing objects"];
+    const METERS: [&str; 7] = [
+        "Counting objects",
+        "Compressing objects",
+        "Resolving deltas",
+        "Receiving objects",
+        "Enumerating objects",
+        "Total ",
+        "Writing objects",
+    ];
     METERS.iter().any(|m| line.starts_with(m)) || (line.contains("% (") && line.ends_with(')'))
 }
 
@@ -108,18 +122,42 @@ mod tests {
     #[test]
     fn refusals_are_told_apart() {
         let cases: [(&str, &[&str], Refusal); 9] = [
-            ("failed to update ref", &["error: cannot lock ref 'refs/heads/main': is at 1a but expected 2b"], Refusal::LostRace),
-            ("cannot lock ref 'refs/heads/main': reference already exists", &[], Refusal::LostRace),
+            (
+                "failed to update ref",
+                &["error: cannot lock ref 'refs/heads/main': is at 1a but expected 2b"],
+                Refusal::LostRace,
+            ),
+            (
+                "cannot lock ref 'refs/heads/main': reference already exists",
+                &[],
+                Refusal::LostRace,
+            ),
             ("fetch first", &[], Refusal::LostRace),
             ("non-fast-forward", &[], Refusal::LostRace),
             ("stale info", &[], Refusal::LostRace),
-            ("pre-receive hook declined", &["no deploys on Friday"], Refusal::Declined),
-            ("protected branch hook declined", &["error: GH006: Protected branch update failed for refs/heads/main."], Refusal::Protected),
-            ("pre-receive hook declined", &["error: GH006: Protected branch update failed for refs/heads/main."], Refusal::Protected),
+            (
+                "pre-receive hook declined",
+                &["no deploys on Friday"],
+                Refusal::Declined,
+            ),
+            (
+                "protected branch hook declined",
+                &["error: GH006: Protected branch update failed for refs/heads/main."],
+                Refusal::Protected,
+            ),
+            (
+                "pre-receive hook declined",
+                &["error: GH006: Protected branch update failed for refs/heads/main."],
+                Refusal::Protected,
+            ),
             ("deny updating a hidden ref", &[], Refusal::Declined),
         ];
         for (status, remote, want) in cases {
-            assert_eq!(refusal(status, &lines(remote)), want, "{status:?} {remote:?}");
+            assert_eq!(
+                refusal(status, &lines(remote)),
+                want,
+                "{status:?} {remote:?}"
+            );
         }
     }
 
@@ -127,15 +165,74 @@ mod tests {
     fn libgit2_errors_are_classified() {
         use git2::{Error, ErrorClass, ErrorCode};
         let cases = [
-            (Error::new(ErrorCode::Auth, ErrorClass::Http, "authentication required but no callback set"), Failure::Auth),
-            (Error::new(ErrorCode::GenericError, ErrorClass::Http, "unexpected http status code: 403"), Failure::Auth),
-            (Error::new(ErrorCode::GenericError, ErrorClass::Http, "too many redirects or authentication replays"), Failure::Auth),
-            (Error::new(ErrorCode::GenericError, ErrorClass::Os, "failed to connect to 127.0.0.1: Connection refused"), Failure::Network),
-            (Error::new(ErrorCode::GenericError, ErrorClass::Net, "early EOF"), Failure::Network),
-            (Error::new(ErrorCode::GenericError, ErrorClass::Http, "unexpected http status code: 502"), Failure::Network),
-            (Error::new(ErrorCode::Certificate, ErrorClass::Ssl, "the SSL certificate is invalid"), Failure::Fatal),
-            (Error::new(ErrorCode::GenericError, ErrorClass::Http, "unexpected http status code: 404"), Failure::Fatal),
-            (Error::new(ErrorCode::NotFound, ErrorClass::Repository, "could not find repository at '/nope'"), Failure::Fatal),
+            (
+                Error::new(
+                    ErrorCode::Auth,
+                    ErrorClass::Http,
+                    "authentication required but no callback set",
+                ),
+                Failure::Auth,
+            ),
+            (
+                Error::new(
+                    ErrorCode::GenericError,
+                    ErrorClass::Http,
+                    "unexpected http status code: 403",
+                ),
+                Failure::Auth,
+            ),
+            (
+                Error::new(
+                    ErrorCode::GenericError,
+                    ErrorClass::Http,
+                    "too many redirects or authentication replays",
+                ),
+                Failure::Auth,
+            ),
+            (
+                Error::new(
+                    ErrorCode::GenericError,
+                    ErrorClass::Os,
+                    "failed to connect to 127.0.0.1: Connection refused",
+                ),
+                Failure::Network,
+            ),
+            (
+                Error::new(ErrorCode::GenericError, ErrorClass::Net, "early EOF"),
+                Failure::Network,
+            ),
+            (
+                Error::new(
+                    ErrorCode::GenericError,
+                    ErrorClass::Http,
+                    "unexpected http status code: 502",
+                ),
+                Failure::Network,
+            ),
+            (
+                Error::new(
+                    ErrorCode::Certificate,
+                    ErrorClass::Ssl,
+                    "the SSL certificate is invalid",
+                ),
+                Failure::Fatal,
+            ),
+            (
+                Error::new(
+                    ErrorCode::GenericError,
+                    ErrorClass::Http,
+                    "unexpected http status code: 404",
+                ),
+                Failure::Fatal,
+            ),
+            (
+                Error::new(
+                    ErrorCode::NotFound,
+                    ErrorClass::Repository,
+                    "could not find repository at '/nope'",
+                ),
+                Failure::Fatal,
+            ),
         ];
         for (err, want) in cases {
             assert_eq!(failure(&err), want, "{err}");
@@ -145,6 +242,9 @@ mod tests {
     #[test]
     fn sideband_keeps_messages_and_drops_meters() {
         let raw = b"Resolving deltas:  50% (1/2)\rResolving deltas: 100% (2/2), done.\nremote: no deploys on Friday\n\nerror: cannot lock ref\n";
-        assert_eq!(remote_lines(raw), lines(&["no deploys on Friday", "error: cannot lock ref"]));
+        assert_eq!(
+            remote_lines(raw),
+            lines(&["no deploys on Friday", "error: cannot lock ref"])
+        );
     }
 }

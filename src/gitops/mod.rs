@@ -167,19 +167,29 @@ impl GitopsError {
             GitopsError::Authenticate { .. } => Some(
                 "the token needs `contents: write` on this repository (set `permissions: contents: write`; fork pull requests only get a read-only token)",
             ),
-            GitopsError::PushRefused { protected: true, .. } => {
-                Some("the branch is protected: let github-actions[bot] bypass the rule, or write back to an unprotected branch")
+            GitopsError::PushRefused {
+                protected: true, ..
+            } => Some(
+                "the branch is protected: let github-actions[bot] bypass the rule, or write back to an unprotected branch",
+            ),
+            GitopsError::PushRefused {
+                protected: false, ..
+            } => Some(
+                "a server-side hook or policy declined the push; its message is shown after `remote:`",
+            ),
+            GitopsError::Unreachable { .. } => {
+                Some("check the remote URL and that the runner can reach the git server")
             }
-            GitopsError::PushRefused { protected: false, .. } => {
-                Some("a server-side hook or policy declined the push; its message is shown after `remote:`")
+            GitopsError::GaveUp { .. } => Some(
+                "too many jobs are writing to the branch at once: raise `max-attempts`, or limit the matrix's `max-parallel`",
+            ),
+            GitopsError::BranchMissing { .. } => {
+                Some("create the branch first, or set the `branch` input")
             }
-            GitopsError::Unreachable { .. } => Some("check the remote URL and that the runner can reach the git server"),
-            GitopsError::GaveUp { .. } => {
-                Some("too many jobs are writing to the branch at once: raise `max-attempts`, or limit the matrix's `max-parallel`")
-            }
-            GitopsError::BranchMissing { .. } => Some("create the branch first, or set the `branch` input"),
             GitopsError::Transfer { source, .. } if source.class() == git2::ErrorClass::Ssl => {
-                Some("the server's TLS certificate is not trusted: point SSL_CERT_FILE at a CA bundle that includes its issuer")
+                Some(
+                    "the server's TLS certificate is not trusted: point SSL_CERT_FILE at a CA bundle that includes its issuer",
+                )
             }
             _ => None,
         }
@@ -188,7 +198,11 @@ impl GitopsError {
 
 /// `; remote: a | b`, or nothing.
 fn said(remote: &[String]) -> String {
-    if remote.is_empty() { String::new() } else { format!(" (remote: {})", remote.join(" | ")) }
+    if remote.is_empty() {
+        String::new()
+    } else {
+        format!(" (remote: {})", remote.join(" | "))
+    }
 }
 
 fn short(oid: Oid) -> String {
@@ -210,7 +224,10 @@ fn init_libgit2() {
 pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, GitopsError> {
     init_libgit2();
     let started = Instant::now();
-    let scratch = tempfile::Builder::new().prefix("deploy-action-").tempdir().map_err(GitopsError::CreateScratch)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("deploy-action-")
+        .tempdir()
+        .map_err(GitopsError::CreateScratch)?;
     let repo = Repository::init_bare(scratch.path()).map_err(GitopsError::InitScratch)?;
     let remote = Remote::new(&opts.remote_url, &opts.branch, opts.token.as_ref());
     let url = transport::redact_url_credentials(&opts.remote_url);
@@ -218,9 +235,8 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
     let mut rng = rand::rng();
     let mut backoff = Backoff::new();
     let mut attempts = 0u32;
-    // The tip we saw last, and whether we waited since: an unmoved tip means an idle branch.
+    // The tip we saw last.
     let mut last_tip: Option<Oid> = None;
-    let mut waited = false;
     // Commits whose push broke off mid-way: they may have landed.
     let mut unsure: Vec<Oid> = Vec::new();
 
@@ -231,9 +247,25 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
         why,
     };
     let net_failed = |op: Op, e: NetError, tries: u32| match e.failure {
-        Failure::Auth => GitopsError::Authenticate { op, url: url.clone(), remote: e.remote, source: e.source },
-        Failure::Network => GitopsError::Unreachable { op, url: url.clone(), tries, source: e.source },
-        Failure::Fatal => GitopsError::Transfer { op, url: url.clone(), branch: branch.to_string(), remote: e.remote, source: e.source },
+        Failure::Auth => GitopsError::Authenticate {
+            op,
+            url: url.clone(),
+            remote: e.remote,
+            source: e.source,
+        },
+        Failure::Network => GitopsError::Unreachable {
+            op,
+            url: url.clone(),
+            tries,
+            source: e.source,
+        },
+        Failure::Fatal => GitopsError::Transfer {
+            op,
+            url: url.clone(),
+            branch: branch.to_string(),
+            remote: e.remote,
+            source: e.source,
+        },
     };
     let mut net_tries = 0u32;
     // Sleeps, but never past the deadline; false when the deadline has passed.
@@ -251,12 +283,21 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
         // 1. Fetch the tip.
         let tip = match remote.fetch(&repo) {
             Ok(Some(tip)) => tip,
-            Ok(None) => return Err(GitopsError::BranchMissing { url, branch: branch.to_string() }),
+            Ok(None) => {
+                return Err(GitopsError::BranchMissing {
+                    url,
+                    branch: branch.to_string(),
+                });
+            }
             Err(e) if e.failure == Failure::Network => {
                 net_tries += 1;
                 match backoff.network_failure(rng.random()) {
                     Some(wait) => {
-                        println!("fetch from {url} failed ({}), retrying in {} ms", e.source.message(), wait.as_millis());
+                        println!(
+                            "fetch from {url} failed ({}), retrying in {} ms",
+                            e.source.message(),
+                            wait.as_millis()
+                        );
                         if !pause(wait) {
                             return Err(net_failed(Op::Fetch, e, net_tries));
                         }
@@ -270,38 +311,88 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
         backoff.network_ok();
         net_tries = 0;
         if unsure.contains(&tip) {
-            println!("{branch} is at {}: our earlier push landed after all", short(tip));
-            return Ok(Outcome { changed: true, commit: Some(tip.to_string()), attempts });
+            println!(
+                "{branch} is at {}: our earlier push landed after all",
+                short(tip)
+            );
+            return Ok(Outcome {
+                changed: true,
+                commit: Some(tip.to_string()),
+                attempts,
+            });
         }
-        if waited && last_tip == Some(tip) {
-            backoff.idle();
+        // How many jobs landed since we last looked.
+        if let Some(last) = last_tip {
+            let landed = count_between(&repo, last, tip);
+            backoff.landed(landed);
         }
+        let _ = repo.reference(transport::SEEN_REF, tip, true, "");
         last_tip = Some(tip);
-        waited = false;
 
         // 2–3. Re-apply the edit on the tip.
-        let read_tip = |e: git2::Error| GitopsError::ReadTip { branch: branch.to_string(), tip: tip.to_string(), source: e };
+        let read_tip = |e: git2::Error| GitopsError::ReadTip {
+            branch: branch.to_string(),
+            tip: tip.to_string(),
+            source: e,
+        };
         let base = repo.find_commit(tip).map_err(read_tip)?;
         let base_tree = base.tree().map_err(read_tip)?;
         let reader = |path: &str| -> Option<Vec<u8>> {
-            let entry = base_tree.get_path(Path::new(path.trim_start_matches("./"))).ok()?;
-            repo.find_blob(entry.id()).ok().map(|b| b.content().to_vec())
+            let entry = base_tree
+                .get_path(Path::new(path.trim_start_matches("./")))
+                .ok()?;
+            repo.find_blob(entry.id())
+                .ok()
+                .map(|b| b.content().to_vec())
         };
         let files = edit(&reader).map_err(GitopsError::Edit)?;
-        let build = |e: git2::Error| GitopsError::BuildCommit { tip: tip.to_string(), source: e };
+        let build = |e: git2::Error| GitopsError::BuildCommit {
+            tip: tip.to_string(),
+            source: e,
+        };
         let tree = build_tree(&repo, &base_tree, &files).map_err(build)?;
         if tree == base_tree.id() {
+            // A push that broke off may have landed and been built upon since.
+            if let Some(ours) = unsure
+                .iter()
+                .find(|&&c| repo.graph_descendant_of(tip, c).unwrap_or(false))
+            {
+                println!(
+                    "{branch} at {} already has our earlier push {}",
+                    short(tip),
+                    short(*ours)
+                );
+                return Ok(Outcome {
+                    changed: true,
+                    commit: Some(ours.to_string()),
+                    attempts,
+                });
+            }
             println!("{branch} at {} is already up to date", short(tip));
-            return Ok(Outcome { changed: false, commit: None, attempts });
+            return Ok(Outcome {
+                changed: false,
+                commit: None,
+                attempts,
+            });
         }
 
         // 4. Commit on exactly that tip, in memory.
         let signature = Signature::now(&opts.author_name, &opts.author_email).map_err(build)?;
         let tree = repo.find_tree(tree).map_err(build)?;
-        let commit = repo.commit(None, &signature, &signature, &opts.message, &tree, &[&base]).map_err(build)?;
+        let commit = repo
+            .commit(None, &signature, &signature, &opts.message, &tree, &[&base])
+            .map_err(build)?;
         if opts.dry_run {
-            println!("dry run: would push {} onto {branch} at {}", short(commit), short(tip));
-            return Ok(Outcome { changed: true, commit: None, attempts });
+            println!(
+                "dry run: would push {} onto {branch} at {}",
+                short(commit),
+                short(tip)
+            );
+            return Ok(Outcome {
+                changed: true,
+                commit: None,
+                attempts,
+            });
         }
         if attempts >= opts.max_attempts {
             return Err(gave_up(attempts, "the branch kept moving"));
@@ -313,30 +404,58 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
         match remote.push(&repo, commit, tip) {
             Ok(Pushed::Landed) => {
                 println!("attempt {attempts}: pushed {} to {branch}", short(commit));
-                return Ok(Outcome { changed: true, commit: Some(commit.to_string()), attempts });
+                return Ok(Outcome {
+                    changed: true,
+                    commit: Some(commit.to_string()),
+                    attempts,
+                });
             }
             Ok(Pushed::Doomed { now: Some(now) }) => {
-                println!("attempt {attempts}: {branch} moved to {} before we pushed, refetching", short(now));
+                println!(
+                    "attempt {attempts}: {branch} moved to {} before we pushed, refetching",
+                    short(now)
+                );
             }
-            Ok(Pushed::Doomed { now: None }) => return Err(GitopsError::BranchMissing { url, branch: branch.to_string() }),
+            Ok(Pushed::Doomed { now: None }) => {
+                return Err(GitopsError::BranchMissing {
+                    url,
+                    branch: branch.to_string(),
+                });
+            }
             Ok(Pushed::Lost) => {
                 backoff.pushed(push_started.elapsed());
                 let wait = backoff.lost(rng.random());
-                println!("attempt {attempts}: lost the race for {branch}, retrying in {} ms", wait.as_millis());
+                println!(
+                    "attempt {attempts}: lost the race for {branch}, retrying in {} ms",
+                    wait.as_millis()
+                );
                 if !pause(wait) {
                     return Err(gave_up(attempts, "the deadline passed"));
                 }
-                waited = true;
             }
-            Ok(Pushed::Refused { status, refusal, remote }) => {
-                return Err(GitopsError::PushRefused { url, branch: branch.to_string(), status, remote, protected: refusal == Refusal::Protected });
+            Ok(Pushed::Refused {
+                status,
+                refusal,
+                remote,
+            }) => {
+                return Err(GitopsError::PushRefused {
+                    url,
+                    branch: branch.to_string(),
+                    status,
+                    remote,
+                    protected: refusal == Refusal::Protected,
+                });
             }
             Err(e) if e.failure == Failure::Network => {
                 unsure.push(commit);
                 net_tries += 1;
                 match backoff.network_failure(rng.random()) {
                     Some(wait) => {
-                        println!("attempt {attempts}: push to {url} failed ({}), retrying in {} ms", e.source.message(), wait.as_millis());
+                        println!(
+                            "attempt {attempts}: push to {url} failed ({}), retrying in {} ms",
+                            e.source.message(),
+                            wait.as_millis()
+                        );
                         if !pause(wait) {
                             return Err(net_failed(Op::Push, e, net_tries));
                         }
@@ -349,8 +468,34 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
     }
 }
 
+/// Commits in `last..tip`, counted up to 64; 64 also when `last` is not an ancestor we can see.
+fn count_between(repo: &Repository, last: Oid, tip: Oid) -> u32 {
+    if last == tip {
+        return 0;
+    }
+    let count = || -> Result<u32, git2::Error> {
+        let mut walk = repo.revwalk()?;
+        walk.push(tip)?;
+        walk.hide(last)?;
+        let mut n = 0;
+        for oid in walk {
+            oid?;
+            n += 1;
+            if n >= 64 {
+                break;
+            }
+        }
+        Ok(n)
+    };
+    count().unwrap_or(64)
+}
+
 /// The tip's tree with `files` written in; existing files keep their mode.
-fn build_tree(repo: &Repository, base: &git2::Tree<'_>, files: &[(String, Vec<u8>)]) -> Result<Oid, git2::Error> {
+fn build_tree(
+    repo: &Repository,
+    base: &git2::Tree<'_>,
+    files: &[(String, Vec<u8>)],
+) -> Result<Oid, git2::Error> {
     if files.is_empty() {
         return Ok(base.id());
     }
@@ -359,7 +504,9 @@ fn build_tree(repo: &Repository, base: &git2::Tree<'_>, files: &[(String, Vec<u8
         let path = path.trim_start_matches("./");
         let blob = repo.blob(bytes)?;
         let mode = match base.get_path(Path::new(path)) {
-            Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => FileMode::BlobExecutable,
+            Ok(entry) if entry.filemode() == i32::from(FileMode::BlobExecutable) => {
+                FileMode::BlobExecutable
+            }
             _ => FileMode::Blob,
         };
         update.upsert(path, blob, mode);

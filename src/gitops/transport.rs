@@ -9,13 +9,20 @@ use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 
 use base64::Engine as _;
-use git2::{AutotagOption, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, PushOptions, RemoteCallbacks, Repository};
+use git2::{
+    AutotagOption, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, PushOptions,
+    RemoteCallbacks, Repository,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::classify::{self, Failure, Refusal};
 
 /// Where the fetched tip is kept in the scratch repository.
 const TIP_REF: &str = "refs/deploy-action/tip";
+/// The tip of our previous fetch, kept so the next fetch can count what landed since.
+pub(crate) const SEEN_REF: &str = "refs/deploy-action/seen";
+/// How deep later fetches go: enough to count the commits other jobs landed meanwhile.
+const SEEN_DEPTH: i32 = 64;
 /// The local name of the commit being pushed.
 const PUSH_REF: &str = "refs/heads/deploy-action";
 
@@ -30,7 +37,11 @@ pub(crate) enum Pushed {
     /// The remote took our pack but another push moved the branch first.
     Lost,
     /// The remote refused the update for a reason retrying cannot fix.
-    Refused { status: String, refusal: Refusal, remote: Vec<String> },
+    Refused {
+        status: String,
+        refusal: Refusal,
+        remote: Vec<String>,
+    },
 }
 
 /// A fetch or push that failed before the remote could judge our update.
@@ -58,36 +69,72 @@ impl Remote {
         let local = local_path(url);
         let mut secrets = Vec::new();
         let header = token.filter(|t| !t.expose_secret().is_empty()).map(|t| {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{}", t.expose_secret()));
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(format!("x-access-token:{}", t.expose_secret()));
             secrets.push(t.clone());
             secrets.push(SecretString::from(encoded.clone()));
             SecretString::from(format!("Authorization: Basic {encoded}"))
         });
-        Remote { shallow: Cell::new(local.is_none()), url: url.to_string(), local, branch: branch.to_string(), header, secrets }
+        Remote {
+            shallow: Cell::new(local.is_none()),
+            url: url.to_string(),
+            local,
+            branch: branch.to_string(),
+            header,
+            secrets,
+        }
     }
 
     /// Replaces every secret in `text` with `***`.
     pub(crate) fn scrub(&self, text: &str) -> String {
         self.secrets.iter().fold(text.to_string(), |acc, s| {
             let s = s.expose_secret();
-            if s.is_empty() { acc } else { acc.replace(s, "***") }
+            if s.is_empty() {
+                acc
+            } else {
+                acc.replace(s, "***")
+            }
         })
     }
 
     fn scrub_error(&self, e: &git2::Error) -> git2::Error {
-        git2::Error::new(e.code(), e.class(), redact_url_credentials(&self.scrub(e.message())))
+        git2::Error::new(
+            e.code(),
+            e.class(),
+            redact_url_credentials(&self.scrub(e.message())),
+        )
     }
 
-    fn net_error(&self, e: &git2::Error, sideband: &RefCell<Vec<u8>>, auth_asked: bool) -> NetError {
-        let failure = if auth_asked { Failure::Auth } else { classify::failure(e) };
-        NetError { failure, source: self.scrub_error(e), remote: self.remote_lines(&sideband.borrow()) }
+    fn net_error(
+        &self,
+        e: &git2::Error,
+        sideband: &RefCell<Vec<u8>>,
+        auth_asked: bool,
+    ) -> NetError {
+        let failure = if auth_asked {
+            Failure::Auth
+        } else {
+            classify::failure(e)
+        };
+        NetError {
+            failure,
+            source: self.scrub_error(e),
+            remote: self.remote_lines(&sideband.borrow()),
+        }
     }
 
     fn remote_lines(&self, raw: &[u8]) -> Vec<String> {
-        classify::remote_lines(raw).iter().map(|l| self.scrub(l)).collect()
+        classify::remote_lines(raw)
+            .iter()
+            .map(|l| self.scrub(l))
+            .collect()
     }
 
-    fn callbacks<'a>(&'a self, sideband: &'a RefCell<Vec<u8>>, auth_asked: &'a Cell<bool>) -> RemoteCallbacks<'a> {
+    fn callbacks<'a>(
+        &'a self,
+        sideband: &'a RefCell<Vec<u8>>,
+        auth_asked: &'a Cell<bool>,
+    ) -> RemoteCallbacks<'a> {
         let mut cbs = RemoteCallbacks::new();
         cbs.sideband_progress(move |data| {
             sideband.borrow_mut().extend_from_slice(data);
@@ -127,14 +174,23 @@ impl Remote {
             let sideband = RefCell::new(Vec::new());
             let auth_asked = Cell::new(false);
             let result = {
-                let mut remote = repo.remote_anonymous(&self.url).map_err(|e| self.net_error(&e, &sideband, false))?;
+                let mut remote = repo
+                    .remote_anonymous(&self.url)
+                    .map_err(|e| self.net_error(&e, &sideband, false))?;
                 let mut fo = FetchOptions::new();
                 fo.remote_callbacks(self.callbacks(&sideband, &auth_asked))
                     .download_tags(AutotagOption::None)
                     .update_fetchhead(false)
                     .custom_headers(&self.headers());
                 if self.shallow.get() {
-                    fo.depth(1);
+                    // Depth 1 at first; later fetches go deeper so the commits landed since our
+                    // last look arrive too (the server still skips what we have), and we can
+                    // count them.
+                    fo.depth(if repo.refname_to_id(SEEN_REF).is_ok() {
+                        SEEN_DEPTH
+                    } else {
+                        1
+                    });
                 }
                 remote.fetch(&[refspec.as_str()], Some(&mut fo), None)
             };
@@ -150,12 +206,21 @@ impl Remote {
         match repo.refname_to_id(TIP_REF) {
             Ok(oid) => Ok(Some(oid)),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(NetError { failure: Failure::Fatal, source: self.scrub_error(&e), remote: Vec::new() }),
+            Err(e) => Err(NetError {
+                failure: Failure::Fatal,
+                source: self.scrub_error(&e),
+                remote: Vec::new(),
+            }),
         }
     }
 
     /// Pushes `commit` to the branch, but only if the branch is still at `base`.
-    pub(crate) fn push(&self, repo: &Repository, commit: Oid, base: Oid) -> Result<Pushed, NetError> {
+    pub(crate) fn push(
+        &self,
+        repo: &Repository,
+        commit: Oid,
+        base: Oid,
+    ) -> Result<Pushed, NetError> {
         match &self.local {
             Some(path) => self.push_local(path, repo, commit, base),
             None => self.push_network(repo, commit, base),
@@ -167,12 +232,15 @@ impl Remote {
         let sideband = RefCell::new(Vec::new());
         let auth_asked = Cell::new(false);
         let fail = |e: &git2::Error, asked: bool| self.net_error(e, &sideband, asked);
-        repo.reference(PUSH_REF, commit, true, "deploy-action: write-back").map_err(|e| fail(&e, false))?;
+        repo.reference(PUSH_REF, commit, true, "deploy-action: write-back")
+            .map_err(|e| fail(&e, false))?;
 
         let doomed: Cell<Option<Option<Oid>>> = Cell::new(None);
         let statuses: RefCell<Vec<(String, Option<String>)>> = RefCell::new(Vec::new());
         let result = {
-            let mut remote = repo.remote_anonymous(&self.url).map_err(|e| fail(&e, false))?;
+            let mut remote = repo
+                .remote_anonymous(&self.url)
+                .map_err(|e| fail(&e, false))?;
             let mut cbs = self.callbacks(&sideband, &auth_asked);
             // The lease: the remote tells us where the branch is before we send a byte. If that
             // is not the tip we built on, the push is doomed; abort and fetch the new tip.
@@ -180,14 +248,18 @@ impl Remote {
                 for u in updates {
                     if u.dst_refname() == Ok(target.as_str()) && u.src() != base {
                         doomed.set(Some((!u.src().is_zero()).then_some(u.src())));
-                        return Err(git2::Error::from_str("the branch moved since our fetch; not pushing on a stale tip"));
+                        return Err(git2::Error::from_str(
+                            "the branch moved since our fetch; not pushing on a stale tip",
+                        ));
                     }
                 }
                 Ok(())
             });
             // A rejected update can still return Ok from push(): the verdict is here.
             cbs.push_update_reference(|refname, status| {
-                statuses.borrow_mut().push((refname.to_string(), status.map(str::to_string)));
+                statuses
+                    .borrow_mut()
+                    .push((refname.to_string(), status.map(str::to_string)));
                 Ok(())
             });
             let mut po = PushOptions::new();
@@ -200,7 +272,11 @@ impl Remote {
         if let Err(e) = result {
             return Err(fail(&e, auth_asked.get()));
         }
-        let status = statuses.into_inner().into_iter().find(|(r, _)| *r == target).and_then(|(_, s)| s);
+        let status = statuses
+            .into_inner()
+            .into_iter()
+            .find(|(r, _)| *r == target)
+            .and_then(|(_, s)| s);
         Ok(match status {
             None => Pushed::Landed,
             Some(status) => {
@@ -208,14 +284,28 @@ impl Remote {
                 let status = self.scrub(&status);
                 match classify::refusal(&status, &remote) {
                     Refusal::LostRace => Pushed::Lost,
-                    refusal => Pushed::Refused { status, refusal, remote },
+                    refusal => Pushed::Refused {
+                        status,
+                        refusal,
+                        remote,
+                    },
                 }
             }
         })
     }
 
-    fn push_local(&self, path: &std::path::Path, repo: &Repository, commit: Oid, base: Oid) -> Result<Pushed, NetError> {
-        let fatal = |e: &git2::Error| NetError { failure: classify::failure(e), source: self.scrub_error(e), remote: Vec::new() };
+    fn push_local(
+        &self,
+        path: &std::path::Path,
+        repo: &Repository,
+        commit: Oid,
+        base: Oid,
+    ) -> Result<Pushed, NetError> {
+        let fatal = |e: &git2::Error| NetError {
+            failure: classify::failure(e),
+            source: self.scrub_error(e),
+            remote: Vec::new(),
+        };
         let target = format!("refs/heads/{}", self.branch);
         let remote = Repository::open_bare(path).map_err(|e| fatal(&e))?;
         match remote.refname_to_id(&target) {
@@ -228,7 +318,14 @@ impl Remote {
         copy_missing(repo, &odb, commit).map_err(|e| fatal(&e))?;
         match remote.reference_matching(&target, commit, true, base, "deploy-action: write-back") {
             Ok(_) => Ok(Pushed::Landed),
-            Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Locked | ErrorCode::Exists) => Ok(Pushed::Lost),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    ErrorCode::Modified | ErrorCode::Locked | ErrorCode::Exists
+                ) =>
+            {
+                Ok(Pushed::Lost)
+            }
             Err(e) => Err(fatal(&e)),
         }
     }
@@ -280,7 +377,9 @@ pub(crate) fn redact_url_credentials(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let authority_end = tail.find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"').unwrap_or(tail.len());
+        let authority_end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
         match tail[..authority_end].rfind('@') {
             Some(at) => {
                 out.push_str("***");
@@ -301,10 +400,15 @@ mod tests {
     #[test]
     fn credentials_in_urls_are_redacted() {
         assert_eq!(
-            redact_url_credentials("failed to push to 'https://x-access-token:ghs_abc@github.com/nova/m.git': 403"),
+            redact_url_credentials(
+                "failed to push to 'https://x-access-token:ghs_abc@github.com/nova/m.git': 403"
+            ),
             "failed to push to 'https://***@github.com/nova/m.git': 403"
         );
-        assert_eq!(redact_url_credentials("git://127.0.0.1:9418/x.git"), "git://127.0.0.1:9418/x.git");
+        assert_eq!(
+            redact_url_credentials("git://127.0.0.1:9418/x.git"),
+            "git://127.0.0.1:9418/x.git"
+        );
         assert_eq!(redact_url_credentials("no url here"), "no url here");
     }
 
@@ -312,15 +416,25 @@ mod tests {
     fn the_token_and_its_encoding_are_scrubbed() {
         let token = SecretString::from("s3cr3t-token");
         let remote = Remote::new("https://127.0.0.1/x.git", "main", Some(&token));
-        let encoded = base64::engine::general_purpose::STANDARD.encode("x-access-token:s3cr3t-token");
-        assert_eq!(remote.scrub(&format!("bad s3cr3t-token and {encoded}")), "bad *** and ***");
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode("x-access-token:s3cr3t-token");
+        assert_eq!(
+            remote.scrub(&format!("bad s3cr3t-token and {encoded}")),
+            "bad *** and ***"
+        );
         assert_eq!(remote.headers().len(), 1);
     }
 
     #[test]
     fn local_remotes_are_recognised() {
-        assert_eq!(local_path("file:///srv/git/x.git"), Some(PathBuf::from("/srv/git/x.git")));
-        assert_eq!(local_path("/srv/git/x.git"), Some(PathBuf::from("/srv/git/x.git")));
+        assert_eq!(
+            local_path("file:///srv/git/x.git"),
+            Some(PathBuf::from("/srv/git/x.git"))
+        );
+        assert_eq!(
+            local_path("/srv/git/x.git"),
+            Some(PathBuf::from("/srv/git/x.git"))
+        );
         assert_eq!(local_path("git://127.0.0.1/x.git"), None);
         assert_eq!(local_path("https://github.com/nova/m.git"), None);
     }

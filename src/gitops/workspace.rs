@@ -24,19 +24,30 @@ fn git_dir(start: &Path) -> Result<Option<PathBuf>, GitopsError> {
                     .map(str::trim)
                     .ok_or_else(|| GitopsError::ReadWorkspace {
                         path: dot_git.clone(),
-                        source: io::Error::new(io::ErrorKind::InvalidData, "a .git file without a `gitdir:` line"),
+                        source: io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "a .git file without a `gitdir:` line",
+                        ),
                     })?;
                 return Ok(Some(dir.join(target)));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(GitopsError::ReadWorkspace { path: dot_git, source }),
+            Err(source) => {
+                return Err(GitopsError::ReadWorkspace {
+                    path: dot_git,
+                    source,
+                });
+            }
         }
     }
     Ok(None)
 }
 
 fn read(path: &Path) -> Result<String, GitopsError> {
-    std::fs::read_to_string(path).map_err(|source| GitopsError::ReadWorkspace { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| GitopsError::ReadWorkspace {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads a file that may be absent.
@@ -44,14 +55,19 @@ fn read_optional(path: &Path) -> Result<Option<String>, GitopsError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(GitopsError::ReadWorkspace { path: path.to_path_buf(), source }),
+        Err(source) => Err(GitopsError::ReadWorkspace {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// The `origin` URL of the checkout containing `workspace`, or `None` when there is no checkout
 /// or no `origin`.
 pub fn workspace_origin(workspace: &Path) -> Result<Option<String>, GitopsError> {
-    let Some(git_dir) = git_dir(workspace)? else { return Ok(None) };
+    let Some(git_dir) = git_dir(workspace)? else {
+        return Ok(None);
+    };
     // A linked worktree keeps its config in the common dir.
     let common = match read_optional(&git_dir.join("commondir"))? {
         Some(rel) => git_dir.join(rel.trim()),
@@ -62,7 +78,10 @@ pub fn workspace_origin(workspace: &Path) -> Result<Option<String>, GitopsError>
         return Ok(None);
     }
     // Opening a config file, unlike a repository, does no ownership check.
-    let config = git2::Config::open(&path).map_err(|source| GitopsError::ReadWorkspaceConfig { path: path.clone(), source })?;
+    let config = git2::Config::open(&path).map_err(|source| GitopsError::ReadWorkspaceConfig {
+        path: path.clone(),
+        source,
+    })?;
     match config.get_string("remote.origin.url") {
         Ok(url) if !url.trim().is_empty() => Ok(Some(url.trim().to_string())),
         Ok(_) => Ok(None),
@@ -73,8 +92,12 @@ pub fn workspace_origin(workspace: &Path) -> Result<Option<String>, GitopsError>
 
 /// The branch the checkout's `HEAD` points at, or `None` when detached or not a checkout.
 pub fn workspace_branch(workspace: &Path) -> Result<Option<String>, GitopsError> {
-    let Some(git_dir) = git_dir(workspace)? else { return Ok(None) };
-    let Some(head) = read_optional(&git_dir.join("HEAD"))? else { return Ok(None) };
+    let Some(git_dir) = git_dir(workspace)? else {
+        return Ok(None);
+    };
+    let Some(head) = read_optional(&git_dir.join("HEAD"))? else {
+        return Ok(None);
+    };
     Ok(branch_of_head(&head))
 }
 
@@ -94,9 +117,18 @@ mod tests {
 
     #[test]
     fn head_names_the_branch_or_nothing_when_detached() {
-        assert_eq!(branch_of_head("ref: refs/heads/main\n").as_deref(), Some("main"));
-        assert_eq!(branch_of_head("ref: refs/heads/release/v1\n").as_deref(), Some("release/v1"));
-        assert_eq!(branch_of_head("0123456789abcdef0123456789abcdef01234567\n"), None);
+        assert_eq!(
+            branch_of_head("ref: refs/heads/main\n").as_deref(),
+            Some("main")
+        );
+        assert_eq!(
+            branch_of_head("ref: refs/heads/release/v1\n").as_deref(),
+            Some("release/v1")
+        );
+        assert_eq!(
+            branch_of_head("0123456789abcdef0123456789abcdef01234567\n"),
+            None
+        );
         assert_eq!(branch_of_head("ref: refs/tags/v1\n"), None);
     }
 
@@ -113,8 +145,14 @@ mod tests {
             &ws.path().join(".git/config"),
             "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = https://github.com/nova/monorepo\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n",
         );
-        assert_eq!(workspace_origin(ws.path()).unwrap().as_deref(), Some("https://github.com/nova/monorepo"));
-        assert_eq!(workspace_branch(ws.path()).unwrap().as_deref(), Some("trunk"));
+        assert_eq!(
+            workspace_origin(ws.path()).unwrap().as_deref(),
+            Some("https://github.com/nova/monorepo")
+        );
+        assert_eq!(
+            workspace_branch(ws.path()).unwrap().as_deref(),
+            Some("trunk")
+        );
         // A subdirectory of the checkout finds the same repository.
         let sub = ws.path().join("k8s/overlays");
         std::fs::create_dir_all(&sub).unwrap();
@@ -125,12 +163,24 @@ mod tests {
     fn a_gitdir_file_and_a_worktree_commondir_are_followed() {
         let root = tempfile::tempdir().unwrap();
         let main_git = root.path().join("main/.git");
-        write(&main_git.join("config"), "[remote \"origin\"]\n\turl = git://example.invalid/x.git\n");
-        write(&main_git.join("worktrees/wt/HEAD"), "ref: refs/heads/feature\n");
+        write(
+            &main_git.join("config"),
+            "[remote \"origin\"]\n\turl = git://example.invalid/x.git\n",
+        );
+        write(
+            &main_git.join("worktrees/wt/HEAD"),
+            "ref: refs/heads/feature\n",
+        );
         write(&main_git.join("worktrees/wt/commondir"), "../..\n");
         let wt = root.path().join("wt");
-        write(&wt.join(".git"), &format!("gitdir: {}\n", main_git.join("worktrees/wt").display()));
-        assert_eq!(workspace_origin(&wt).unwrap().as_deref(), Some("git://example.invalid/x.git"));
+        write(
+            &wt.join(".git"),
+            &format!("gitdir: {}\n", main_git.join("worktrees/wt").display()),
+        );
+        assert_eq!(
+            workspace_origin(&wt).unwrap().as_deref(),
+            Some("git://example.invalid/x.git")
+        );
         assert_eq!(workspace_branch(&wt).unwrap().as_deref(), Some("feature"));
     }
 
@@ -140,7 +190,10 @@ mod tests {
         let isolated = ws.path().join("a");
         std::fs::create_dir_all(&isolated).unwrap();
         write(&ws.path().join("a/.git/config"), "[core]\n\tbare = false\n");
-        write(&ws.path().join("a/.git/HEAD"), "4b825dc642cb6eb9a060e54bf8d69288fbee4904\n");
+        write(
+            &ws.path().join("a/.git/HEAD"),
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904\n",
+        );
         assert_eq!(workspace_origin(&isolated).unwrap(), None);
         assert_eq!(workspace_branch(&isolated).unwrap(), None);
     }

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Benchmarks for deploy-action. Not a timed test: it prints numbers for a human.
+#
+#   scripts/bench.sh race [N=32]
+#   scripts/bench.sh build        (see scripts/lib/bench-build.sh)
+#
+# race: N jobs, released together through a start barrier, each set one service's newTag in the
+# same overlay on `main` of a bare repo served by `git daemon --enable=receive-pack` on
+# 127.0.0.1 whose pre-receive hook sleeps 0.3 s. Three methods, each on a fresh repo:
+#   ours      the deploy-action binary (release build), build: false
+#   reapply   a shell re-apply loop: fetch, reset --hard, sed the line, commit, push;
+#             full jitter with a 0.5 s base and an 8 s cap, 20 tries
+#   rebase    `until git push; do git pull --rebase; done`, 5 tries
+# For each it prints landed/N, failed jobs, total push attempts, the most attempts one job
+# needed and the wall time, then ours/reapply.
+#
+# Env: DA_BENCH_BIN (binary to run; default: cargo build --release, then target/release),
+#      DA_BENCH_HOOK (hook body, default `sleep 0.3`), DA_BENCH_METHODS (default
+#      "ours reapply rebase"), DA_BENCH_KEEP=1 (keep the scratch dir).
+# Starts its own git daemon on a free port and stops it, and removes its scratch dir, on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OVERLAY=k8s/infrastructure/overlays/staging
+FILE=$OVERLAY/kustomization.yaml
+HOOK=${DA_BENCH_HOOK:-sleep 0.3}
+METHODS=${DA_BENCH_METHODS:-ours reapply rebase}
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+    exit 2
+}
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+    log "$*"
+    exit 1
+}
+
+now() { date +%s.%N; }
+
+# ---------------------------------------------------------------- setup
+
+WORK=
+DAEMON_PID=
+cleanup() {
+    if [[ -n $DAEMON_PID ]]; then
+        kill "$DAEMON_PID" 2>/dev/null || true
+        wait "$DAEMON_PID" 2>/dev/null || true
+    fi
+    if [[ -n $WORK && ${DA_BENCH_KEEP:-0} != 1 ]]; then
+        rm -rf "$WORK"
+    elif [[ -n $WORK ]]; then
+        log "kept $WORK"
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_daemon() {
+    local port tries=0
+    port=$(free_port)
+    mkdir -p "$WORK/git"
+    # --max-connections=0: the default (32) makes git daemon kill a connection from the same
+    # address when N clients push at once, which would measure the daemon, not the methods.
+    git daemon --reuseaddr --listen=127.0.0.1 "--port=$port" "--base-path=$WORK/git" \
+        --export-all --enable=receive-pack --max-connections=0 "$WORK/git" \
+        >"$WORK/git-daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    until port_open "$port"; do
+        kill -0 "$DAEMON_PID" 2>/dev/null || die "git daemon did not start: $(cat "$WORK/git-daemon.log")"
+        ((++tries < 200)) || die "git daemon did not open port $port"
+        sleep 0.05
+    done
+    URL_BASE=git://127.0.0.1:$port
+    log "git daemon on $URL_BASE (pid $DAEMON_PID)"
+}
+
+job_name() { printf 'job-%02d-service' "$1"; }
+
+# A bare repo whose overlay has one entry per job, and the 0.3 s hook.
+seed_repo() { # name
+    local bare=$WORK/git/$1.git seed=$WORK/seed-$1 i name
+    git init -q --bare -b main "$bare"
+    git init -q -b main "$seed"
+    mkdir -p "$seed/$OVERLAY"
+    {
+        printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n'
+        for ((i = 0; i < N; i++)); do
+            name=$(job_name "$i")
+            printf '  - name: %s\n    newName: registry.local/nova/%s\n    newTag: seed\n' "$name" "$name"
+        done
+    } >"$seed/$FILE"
+    git -C "$seed" add -A
+    git -C "$seed" -c user.name=seed -c user.email=seed@example.com commit -qm seed
+    git -C "$seed" push -q "$bare" main
+    rm -rf "$seed"
+    printf '#!/bin/sh\n%s\n' "$HOOK" >"$bare/hooks/pre-receive"
+    chmod +x "$bare/hooks/pre-receive"
+}
+
+# One clone per job, made before the barrier so only the race is timed.
+clone_for() { # method i
+    local dir=$WORK/ws/$1/$2
+    mkdir -p "$WORK/ws/$1"
+    git clone -q "$WORK/git/$1.git" "$dir"
+    git -C "$dir" remote set-url origin "$URL_BASE/$1.git"
+    git -C "$dir" config user.name "job $2"
+    git -C "$dir" config user.email "job$2@example.com"
+}
+
+# ---------------------------------------------------------------- the methods
+
+# Each job: $1 method, $2 index, $3 tag. Writes "<exit> <push attempts>" to its result file.
+
+job_ours() {
+    local ws=$WORK/ws/ours/$2 name out rc=0 attempts
+    name=$(job_name "$2")
+    out=$WORK/out/ours-$2
+    env -i PATH="$PATH" HOME="$WORK" GITHUB_ACTIONS=true GITHUB_WORKSPACE="$ws" \
+        GITHUB_REF=refs/heads/main GITHUB_SHA=0123456789abcdef0123456789abcdef01234567 \
+        GITHUB_OUTPUT="$out.output" GITHUB_STEP_SUMMARY="$out.summary" \
+        INPUT_SERVICE="$name" INPUT_TAG="$3" INPUT_BUILD=false INPUT_REGISTRY=registry.local \
+        INPUT_REPOSITORY="nova/$name" "INPUT_IMAGE-NAME=$name" \
+        "$BIN" >"$out.log" 2>&1 || rc=$?
+    attempts=$(sed -n 's/^attempts=//p' "$out.output" 2>/dev/null | tail -1 || true)
+    # A failed run may write no outputs: count its attempt lines instead.
+    [[ -n $attempts ]] || attempts=$(grep -c '^attempt [0-9]*:' "$out.log" || true)
+    echo "$rc $attempts" >"$WORK/res/ours/$2"
+}
+
+# Full jitter: a random delay in [0, min(cap, base * 2^retry)), retry counting from 0.
+jitter() { # try (1-based)
+    local cap_ms=$((500 << ($1 - 1)))
+    ((cap_ms > 8000 || cap_ms <= 0)) && cap_ms=8000
+    local ms=$(((RANDOM * 32768 + RANDOM) % cap_ms))
+    printf '%d.%03d' $((ms / 1000)) $((ms % 1000))
+}
+
+job_reapply() {
+    local ws=$WORK/ws/reapply/$2 name try attempts=0 rc=1
+    name=$(job_name "$2")
+    cd "$ws"
+    for ((try = 1; try <= 20; try++)); do
+        git fetch -q origin main && git reset -q --hard origin/main || {
+            sleep "$(jitter "$try")"
+            continue
+        }
+        sed -i "/^  - name: $name\$/,/newTag:/ s/newTag: .*/newTag: $3/" "$FILE"
+        if git diff --quiet; then
+            rc=0
+            break
+        fi
+        git commit -qam "update $name to $3"
+        attempts=$((attempts + 1))
+        if git push -q origin HEAD:main 2>/dev/null; then
+            rc=0
+            break
+        fi
+        sleep "$(jitter "$try")"
+    done
+    echo "$rc $attempts" >"$WORK/res/reapply/$2"
+}
+
+job_rebase() {
+    local ws=$WORK/ws/rebase/$2 name tries=0 attempts=1 rc=0
+    name=$(job_name "$2")
+    cd "$ws"
+    sed -i "/^  - name: $name\$/,/newTag:/ s/newTag: .*/newTag: $3/" "$FILE"
+    git commit -qam "update $name to $3"
+    until git push -q origin HEAD:main 2>/dev/null; do
+        if ((++tries >= 5)); then
+            rc=1
+            break
+        fi
+        git pull -q --rebase origin main 2>/dev/null || git rebase --abort 2>/dev/null || true
+        attempts=$((attempts + 1))
+    done
+    echo "$rc $attempts" >"$WORK/res/rebase/$2"
+}
+
+# ---------------------------------------------------------------- one race
+
+run_method() { # method
+    local m=$1 i pids=() t0 t1 go=$WORK/go-$1
+    seed_repo "$m"
+    for ((i = 0; i < N; i++)); do clone_for "$m" "$i"; done
+    mkdir -p "$WORK/res/$m" "$WORK/out" "$WORK/ready/$m"
+    # The barrier: every job blocks reading one line from the fifo; we write N lines at once.
+    mkfifo "$go"
+    exec 3<>"$go"
+    for ((i = 0; i < N; i++)); do
+        (
+            touch "$WORK/ready/$m/$i"
+            read -r _ <"$go"
+            "job_$m" "$m" "$i" "t$i-$m"
+        ) &
+        pids+=($!)
+    done
+    # Wait until every job is at the barrier (cheap: N tiny files).
+    until (($(find "$WORK/ready/$m" -type f | wc -l) == N)); do sleep 0.01; done
+    t0=$(now)
+    printf '\n%.0s' $(seq "$N") >&3
+    for i in "${pids[@]}"; do wait "$i" || true; done
+    t1=$(now)
+    exec 3>&-
+    rm -f "$go"
+    report "$m" "$t0" "$t1"
+}
+
+declare -A WALL
+report() { # method t0 t1
+    local m=$1 text landed=0 failed=0 attempts=0 most=0 i rc n commits
+    text=$(git -C "$WORK/git/$m.git" show "main:$FILE")
+    for ((i = 0; i < N; i++)); do
+        grep -qx "    newTag: t$i-$m" <<<"$text" && landed=$((landed + 1))
+        read -r rc n <"$WORK/res/$m/$i" || { rc=1 n=0; }
+        ((rc == 0)) || failed=$((failed + 1))
+        attempts=$((attempts + ${n:-0}))
+        ((${n:-0} > most)) && most=${n:-0}
+    done
+    commits=$(($(git -C "$WORK/git/$m.git" rev-list --count main) - 1))
+    WALL[$m]=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", b - a }')
+    printf '%-8s %6s %7s %9s %9s %8s %8s\n' "$m" "$landed/$N" "$failed" "$attempts" "$most" "$commits" "${WALL[$m]}"
+}
+
+race() {
+    N=${1:-32}
+    [[ $N =~ ^[0-9]+$ ]] && ((N > 0 && N <= 100)) || die "N must be 1..100, got $N"
+    command -v git >/dev/null || die "git is needed"
+    if [[ -n ${DA_BENCH_BIN:-} ]]; then
+        BIN=$DA_BENCH_BIN
+    else
+        log "building the release binary"
+        (cd "$ROOT" && cargo build --release --quiet --bin deploy-action)
+        BIN=$ROOT/target/release/deploy-action
+    fi
+    [[ -x $BIN ]] || die "no binary at $BIN"
+
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/da-bench.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    start_daemon
+
+    log "race: $N jobs, pre-receive hook \`$HOOK\`, methods: $METHODS"
+    printf '%-8s %6s %7s %9s %9s %8s %8s\n' method landed failed attempts max/job commits wall_s
+    local m
+    for m in $METHODS; do run_method "$m"; done
+    if [[ -n ${WALL[ours]:-} && -n ${WALL[reapply]:-} ]]; then
+        awk -v a="${WALL[ours]}" -v b="${WALL[reapply]}" \
+            'BEGIN { printf "ratio ours/reapply: %.2f (target <= 0.80)\n", a / b }'
+    fi
+}
+
+case ${1:-} in
+race)
+    shift
+    race "$@"
+    ;;
+build)
+    shift
+    # shellcheck source=scripts/lib/bench-build.sh
+    source "$ROOT/scripts/lib/bench-build.sh"
+    bench_build "$@"
+    ;;
+*) usage ;;
+esac
