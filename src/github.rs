@@ -17,7 +17,11 @@ pub struct Runner {
 
 impl Runner {
     pub fn from_env() -> Runner {
-        let path = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let path = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         Runner {
             actions: std::env::var(env::GITHUB_ACTIONS).is_ok_and(|v| v == "true"),
             output_file: path(env::GITHUB_OUTPUT),
@@ -113,7 +117,10 @@ pub fn line_out(line: &str) {
 }
 
 fn append(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let mut f = fs_err::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = fs_err::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     f.write_all(text.as_bytes())
 }
 
@@ -144,7 +151,9 @@ pub fn format_command(name: &str, props: &[(&str, String)], data: &str) -> Strin
 
 /// Escaping for a command's data (actions/toolkit `escapeData`).
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escaping for a command's property values (actions/toolkit `escapeProperty`).
@@ -173,7 +182,10 @@ mod tests {
 
     #[test]
     fn data_escapes_percent_and_line_breaks_only() {
-        assert_eq!(escape_data("50% done\r\nnext: a,b"), "50%25 done%0D%0Anext: a,b");
+        assert_eq!(
+            escape_data("50% done\r\nnext: a,b"),
+            "50%25 done%0D%0Anext: a,b"
+        );
     }
 
     #[test]
@@ -194,7 +206,10 @@ mod tests {
 
     #[test]
     fn a_line_number_without_a_file_is_dropped() {
-        assert_eq!(format_command("error", &location(None, Some(3)), "x"), "::error::x");
+        assert_eq!(
+            format_command("error", &location(None, Some(3)), "x"),
+            "::error::x"
+        );
     }
 
     #[test]
@@ -204,7 +219,10 @@ mod tests {
 
     #[test]
     fn multi_line_outputs_use_a_heredoc_with_the_delimiter() {
-        assert_eq!(output_entry("log", "a\nb", "ghadelimiter_x"), "log<<ghadelimiter_x\na\nb\nghadelimiter_x\n");
+        assert_eq!(
+            output_entry("log", "a\nb", "ghadelimiter_x"),
+            "log<<ghadelimiter_x\na\nb\nghadelimiter_x\n"
+        );
     }
 
     #[test]
@@ -217,10 +235,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("out");
         std::fs::write(&file, "earlier=1\n").unwrap();
-        let runner = Runner { actions: true, output_file: Some(file.clone()), summary_file: None };
-        runner.set_outputs(&[("image", "r/a:1".into()), ("notes", "x\ny".into())]).unwrap();
+        let runner = Runner {
+            actions: true,
+            output_file: Some(file.clone()),
+            summary_file: None,
+        };
+        runner
+            .set_outputs(&[("image", "r/a:1".into()), ("notes", "x\ny".into())])
+            .unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
-        assert!(text.starts_with("earlier=1\nimage=r/a:1\nnotes<<ghadelimiter_"), "{text}");
-        assert!(text.ends_with("\nx\ny\nghadelimiter_".to_string().as_str()) || text.contains("\nx\ny\nghadelimiter_"), "{text}");
+        assert!(
+            text.starts_with("earlier=1\nimage=r/a:1\nnotes<<ghadelimiter_"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\nx\ny\nghadelimiter_".to_string().as_str())
+                || text.contains("\nx\ny\nghadelimiter_"),
+            "{text}"
+        );
     }
 }

@@ -53,10 +53,16 @@ pub const INPUTS: &[(&str, &str)] = &[
     ("pin-digest", "false"),
     ("git-push", "true"),
     ("branch", ""),
-    ("commit-message", "chore(staging): update {service} image to {tag}"),
+    (
+        "commit-message",
+        "chore(staging): update {service} image to {tag}",
+    ),
     ("skip-ci", "false"),
     ("git-user-name", "github-actions[bot]"),
-    ("git-user-email", "41898282+github-actions[bot]@users.noreply.github.com"),
+    (
+        "git-user-email",
+        "41898282+github-actions[bot]@users.noreply.github.com",
+    ),
     ("github-token", ""),
     ("max-attempts", "30"),
 ];
@@ -111,7 +117,8 @@ impl Registry {
     /// Whether `host` is an ECR registry, whose credentials come from GetAuthorizationToken.
     pub fn is_ecr_host(host: &str) -> bool {
         let h = host.split(':').next().unwrap_or(host);
-        h.contains(".dkr.ecr.") && (h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn"))
+        h.contains(".dkr.ecr.")
+            && (h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn"))
     }
 }
 
@@ -262,22 +269,40 @@ impl Raw {
 
     /// The value as given, trimmed; `None` when empty (meaning: use the default).
     fn get(&self, name: &str) -> Option<&str> {
-        debug_assert!(INPUTS.iter().any(|(n, _)| *n == name), "undeclared input {name}");
-        self.values.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        debug_assert!(
+            INPUTS.iter().any(|(n, _)| *n == name),
+            "undeclared input {name}"
+        );
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
     }
 
     /// The value, or its declared default.
     fn get_or_default(&self, name: &str) -> &str {
-        self.get(name).unwrap_or_else(|| INPUTS.iter().find(|(n, _)| *n == name).map(|(_, d)| *d).unwrap_or(""))
+        self.get(name).unwrap_or_else(|| {
+            INPUTS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, d)| *d)
+                .unwrap_or("")
+        })
     }
 
     /// Secrets are not trimmed: surrounding spaces could be part of them.
     fn secret(&self, name: &str) -> Option<SecretString> {
-        self.values.get(name).filter(|v| !v.is_empty()).map(|v| SecretString::from(v.clone()))
+        self.values
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| SecretString::from(v.clone()))
     }
 
     fn env(&self, k: &str) -> Option<&str> {
-        self.env.get(k).map(String::as_str).filter(|v| !v.is_empty())
+        self.env
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -287,7 +312,10 @@ struct Problems(Vec<InputError>);
 
 impl Problems {
     fn add(&mut self, input: &str, message: impl Into<String>) {
-        self.0.push(InputError { input: input.to_string(), message: message.into() });
+        self.0.push(InputError {
+            input: input.to_string(),
+            message: message.into(),
+        });
     }
 
     fn boolean(&mut self, raw: &Raw, name: &str) -> bool {
@@ -297,7 +325,10 @@ impl Problems {
             "true" | "True" | "TRUE" => true,
             "false" | "False" | "FALSE" => false,
             other => {
-                self.add(name, format!("{other:?} is not a boolean; use true or false"));
+                self.add(
+                    name,
+                    format!("{other:?} is not a boolean; use true or false"),
+                );
                 false
             }
         }
@@ -308,7 +339,14 @@ impl Problems {
         match v.parse::<u32>() {
             Ok(n) if range.contains(&n) => n,
             _ => {
-                self.add(name, format!("{v:?} must be a whole number from {} to {}", range.start(), range.end()));
+                self.add(
+                    name,
+                    format!(
+                        "{v:?} must be a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
                 *range.start()
             }
         }
@@ -328,7 +366,14 @@ impl Problems {
 
     fn pairs(&mut self, raw: &Raw, name: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (i, line) in raw.values.get(name).map(String::as_str).unwrap_or("").lines().enumerate() {
+        for (i, line) in raw
+            .values
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or("")
+            .lines()
+            .enumerate()
+        {
             let line = line.trim();
             if line.is_empty() {
                 continue;
@@ -370,7 +415,10 @@ impl Inputs {
 
         let tag = match raw.get("tag").or(github.sha.as_deref()) {
             None => {
-                p.add("tag", "is empty and GITHUB_SHA is unset; set tag explicitly for a local run");
+                p.add(
+                    "tag",
+                    "is empty and GITHUB_SHA is unset; set tag explicitly for a local run",
+                );
                 String::new()
             }
             Some(t) if !is_docker_tag(t) => {
@@ -382,23 +430,38 @@ impl Inputs {
 
         let dry_run = p.boolean(raw, "dry-run");
 
-        let region = raw.get("aws-region").or(raw.env(env::AWS_REGION)).or(raw.env(env::AWS_DEFAULT_REGION)).map(str::to_string);
+        let region = raw
+            .get("aws-region")
+            .or(raw.env(env::AWS_REGION))
+            .or(raw.env(env::AWS_DEFAULT_REGION))
+            .map(str::to_string);
         if let Some(r) = &region
             && !is_aws_region(r)
         {
-            p.add("aws-region", format!("{r:?} is not an AWS region, e.g. ap-northeast-1"));
+            p.add(
+                "aws-region",
+                format!("{r:?} is not an AWS region, e.g. ap-northeast-1"),
+            );
         }
         let role_to_assume = raw.get("role-to-assume").map(str::to_string);
         if let Some(r) = &role_to_assume
             && !is_role_arn(r)
         {
-            p.add("role-to-assume", format!("{r:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/deploy"));
+            p.add(
+                "role-to-assume",
+                format!("{r:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/deploy"),
+            );
         }
         let role_session_name = raw.get_or_default("role-session-name").to_string();
         if !(2..=64).contains(&role_session_name.len())
-            || !role_session_name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+            || !role_session_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
         {
-            p.add("role-session-name", format!("{role_session_name:?} must be 2-64 of [A-Za-z0-9+=,.@_-]"));
+            p.add(
+                "role-session-name",
+                format!("{role_session_name:?} must be 2-64 of [A-Za-z0-9+=,.@_-]"),
+            );
         }
         let role_duration_seconds = p.number(raw, "role-duration-seconds", 900..=43200);
         let audience = raw.get_or_default("audience").to_string();
@@ -412,15 +475,27 @@ impl Inputs {
                 Registry::Host(r.to_string())
             }
         };
-        let registry_login = match (raw.get("registry-username"), raw.secret("registry-password")) {
-            (Some(u), Some(pw)) => Some(Login { username: u.to_string(), password: pw }),
+        let registry_login = match (
+            raw.get("registry-username"),
+            raw.secret("registry-password"),
+        ) {
+            (Some(u), Some(pw)) => Some(Login {
+                username: u.to_string(),
+                password: pw,
+            }),
             (None, None) => None,
             (Some(_), None) => {
-                p.add("registry-password", "is required when registry-username is set");
+                p.add(
+                    "registry-password",
+                    "is required when registry-username is set",
+                );
                 None
             }
             (None, Some(_)) => {
-                p.add("registry-username", "is required when registry-password is set");
+                p.add(
+                    "registry-username",
+                    "is required when registry-password is set",
+                );
                 None
             }
         };
@@ -434,7 +509,10 @@ impl Inputs {
             "MUTABLE" => TagMutability::Mutable,
             "IMMUTABLE" => TagMutability::Immutable,
             other => {
-                p.add("tag-mutability", format!("{other:?} must be MUTABLE or IMMUTABLE"));
+                p.add(
+                    "tag-mutability",
+                    format!("{other:?} must be MUTABLE or IMMUTABLE"),
+                );
                 TagMutability::Mutable
             }
         };
@@ -446,7 +524,9 @@ impl Inputs {
         let labels = p.pairs(raw, "labels");
         let target = raw.get("target").map(str::to_string);
         if let Some(t) = &target
-            && !t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            && !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         {
             p.add("target", format!("{t:?} is not a build stage name"));
         }
@@ -454,7 +534,12 @@ impl Inputs {
             "auto" => CacheFrom::Auto,
             "none" => CacheFrom::None,
             list => {
-                let refs: Vec<String> = list.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+                let refs: Vec<String> = list
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect();
                 for r in &refs {
                     if r.contains(char::is_whitespace) {
                         p.add("cache-from", format!("{r:?} is not an image reference; give one per line, or auto, or none"));
@@ -485,26 +570,45 @@ impl Inputs {
         for unknown in unknown_placeholders(&commit_message) {
             p.add(
                 "commit-message",
-                format!("unknown placeholder {{{unknown}}}; use {}", MESSAGE_PLACEHOLDERS.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(" ")),
+                format!(
+                    "unknown placeholder {{{unknown}}}; use {}",
+                    MESSAGE_PLACEHOLDERS
+                        .iter()
+                        .map(|n| format!("{{{n}}}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
             );
         }
         let skip_ci = p.boolean(raw, "skip-ci");
         let user_name = raw.get_or_default("git-user-name").to_string();
         let user_email = raw.get_or_default("git-user-email").to_string();
         if !user_email.contains('@') || user_email.contains(['<', '>', '\n']) {
-            p.add("git-user-email", format!("{user_email:?} is not an email address"));
+            p.add(
+                "git-user-email",
+                format!("{user_email:?} is not an email address"),
+            );
         }
         if user_name.contains(['<', '>', '\n']) {
-            p.add("git-user-name", format!("{user_name:?} may not contain '<', '>' or line breaks"));
+            p.add(
+                "git-user-name",
+                format!("{user_name:?} may not contain '<', '>' or line breaks"),
+            );
         }
         let token = raw.secret("github-token");
         let max_attempts = p.number(raw, "max-attempts", 1..=100);
 
         if !build_enabled && !set_image_enabled {
-            p.add("build", "build: false and set-image: false leave nothing to do");
+            p.add(
+                "build",
+                "build: false and set-image: false leave nothing to do",
+            );
         }
 
-        let workspace = raw.env(env::GITHUB_WORKSPACE).map(PathBuf::from).unwrap_or_else(|| cwd.to_path_buf());
+        let workspace = raw
+            .env(env::GITHUB_WORKSPACE)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cwd.to_path_buf());
 
         if !p.0.is_empty() {
             return Err(InputErrors(p.0));
@@ -513,15 +617,43 @@ impl Inputs {
             service,
             tag,
             dry_run,
-            aws: Aws { region, role_to_assume, role_session_name, role_duration_seconds, audience },
+            aws: Aws {
+                region,
+                role_to_assume,
+                role_session_name,
+                role_duration_seconds,
+                audience,
+            },
             registry,
             registry_login,
             repository,
             create_repository,
             tag_mutability,
-            build: build_enabled.then_some(Build { context, dockerfile, build_args, labels, target, cache_from, skip_existing, push }),
-            set_image: set_image_enabled.then_some(SetImage { kustomization, image_name, pin_digest }),
-            git: Git { push: git_push, branch, commit_message, skip_ci, user_name, user_email, token, max_attempts },
+            build: build_enabled.then_some(Build {
+                context,
+                dockerfile,
+                build_args,
+                labels,
+                target,
+                cache_from,
+                skip_existing,
+                push,
+            }),
+            set_image: set_image_enabled.then_some(SetImage {
+                kustomization,
+                image_name,
+                pin_digest,
+            }),
+            git: Git {
+                push: git_push,
+                branch,
+                commit_message,
+                skip_ci,
+                user_name,
+                user_email,
+                token,
+                max_attempts,
+            },
             workspace,
             github,
         })
@@ -543,7 +675,9 @@ pub fn confined_path(v: &str) -> Result<PathBuf, &'static str> {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
-            Component::RootDir | Component::Prefix(_) => return Err("must be relative to the workspace, not absolute"),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("must be relative to the workspace, not absolute");
+            }
             Component::CurDir => {}
             Component::ParentDir => {
                 if !out.pop() {
@@ -561,7 +695,8 @@ pub fn confined_path(v: &str) -> Result<PathBuf, &'static str> {
 
 fn is_dns_label(s: &str) -> bool {
     s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -575,34 +710,53 @@ pub fn is_docker_tag(s: &str) -> bool {
 fn is_aws_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn is_role_arn(s: &str) -> bool {
     let mut it = s.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) =
-        (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
-    else {
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+    ) else {
         return false;
     };
     partition.starts_with("aws")
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
         && resource.strip_prefix("role/").is_some_and(|r| {
-            !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+            !r.is_empty()
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
         })
 }
 
 fn check_registry_host(s: &str) -> Result<(), &'static str> {
     if s.contains("://") {
-        return Err("must be a host name without a scheme, e.g. 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com");
+        return Err(
+            "must be a host name without a scheme, e.g. 123456789012.dkr.ecr.ap-northeast-1.amazonaws.com",
+        );
     }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (h, Some(p)),
         None => (s, None),
     };
-    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c)) {
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+    {
         return Err("must be a host name with an optional :port and no path");
     }
     if let Some(p) = port
@@ -618,7 +772,8 @@ fn is_repository_path(s: &str) -> bool {
     s.len() <= 255
         && s.split('/').all(|c| {
             !c.is_empty()
-                && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
                 && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
                 && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
         })
@@ -670,7 +825,9 @@ mod tests {
     use super::*;
 
     fn base() -> Raw {
-        Raw::default().with("service", "auth-service").with_env(env::GITHUB_SHA, "706798e8")
+        Raw::default()
+            .with("service", "auth-service")
+            .with_env(env::GITHUB_SHA, "706798e8")
     }
 
     fn parse(raw: Raw) -> Result<Inputs, InputErrors> {
@@ -685,13 +842,25 @@ mod tests {
 
     #[test]
     fn empty_inputs_take_the_declared_defaults() {
-        let i = parse(base().with("dry-run", "").with("max-attempts", "").with("commit-message", "")).unwrap();
+        let i = parse(
+            base()
+                .with("dry-run", "")
+                .with("max-attempts", "")
+                .with("commit-message", ""),
+        )
+        .unwrap();
         assert!(!i.dry_run);
         assert_eq!(i.git.max_attempts, 30);
-        assert_eq!(i.git.commit_message, "chore(staging): update {service} image to {tag}");
+        assert_eq!(
+            i.git.commit_message,
+            "chore(staging): update {service} image to {tag}"
+        );
         assert_eq!(i.repository, "auth-service");
         assert_eq!(i.set_image.as_ref().unwrap().image_name, "auth-service");
-        assert_eq!(i.set_image.unwrap().kustomization, PathBuf::from("k8s/infrastructure/overlays/staging"));
+        assert_eq!(
+            i.set_image.unwrap().kustomization,
+            PathBuf::from("k8s/infrastructure/overlays/staging")
+        );
         assert_eq!(i.registry, Registry::EcrDefault);
         assert_eq!(i.workspace, PathBuf::from("/ws"));
     }
@@ -706,7 +875,12 @@ mod tests {
     fn the_region_falls_back_to_the_aws_variables() {
         let i = parse(base().with_env(env::AWS_DEFAULT_REGION, "eu-west-1")).unwrap();
         assert_eq!(i.aws.region.as_deref(), Some("eu-west-1"));
-        let i = parse(base().with_env(env::AWS_DEFAULT_REGION, "eu-west-1").with_env(env::AWS_REGION, "ap-northeast-1")).unwrap();
+        let i = parse(
+            base()
+                .with_env(env::AWS_DEFAULT_REGION, "eu-west-1")
+                .with_env(env::AWS_REGION, "ap-northeast-1"),
+        )
+        .unwrap();
         assert_eq!(i.aws.region.as_deref(), Some("ap-northeast-1"));
     }
 
@@ -719,18 +893,39 @@ mod tests {
 
     #[test]
     fn paths_may_not_leave_the_workspace() {
-        let err = parse(base().with("context", "/etc").with("dockerfile", "a/../../x").with("kustomization", "../k8s")).unwrap_err();
+        let err = parse(
+            base()
+                .with("context", "/etc")
+                .with("dockerfile", "a/../../x")
+                .with("kustomization", "../k8s"),
+        )
+        .unwrap_err();
         let names: Vec<&str> = err.0.iter().map(|e| e.input.as_str()).collect();
         assert_eq!(names, ["context", "dockerfile", "kustomization"]);
         let i = parse(base().with("dockerfile", "backend/auth/../auth/Dockerfile")).unwrap();
-        assert_eq!(i.build.unwrap().dockerfile, PathBuf::from("backend/auth/Dockerfile"));
+        assert_eq!(
+            i.build.unwrap().dockerfile,
+            PathBuf::from("backend/auth/Dockerfile")
+        );
     }
 
     #[test]
     fn max_attempts_must_be_in_range() {
-        assert_eq!(parse(base().with("max-attempts", "0")).unwrap_err().0[0].input, "max-attempts");
-        assert_eq!(parse(base().with("max-attempts", "101")).unwrap_err().0[0].input, "max-attempts");
-        assert_eq!(parse(base().with("max-attempts", "12")).unwrap().git.max_attempts, 12);
+        assert_eq!(
+            parse(base().with("max-attempts", "0")).unwrap_err().0[0].input,
+            "max-attempts"
+        );
+        assert_eq!(
+            parse(base().with("max-attempts", "101")).unwrap_err().0[0].input,
+            "max-attempts"
+        );
+        assert_eq!(
+            parse(base().with("max-attempts", "12"))
+                .unwrap()
+                .git
+                .max_attempts,
+            12
+        );
     }
 
     #[test]
@@ -746,7 +941,9 @@ mod tests {
     #[test]
     fn role_arns_are_checked() {
         assert!(is_role_arn("arn:aws:iam::123456789012:role/deploy"));
-        assert!(is_role_arn("arn:aws-cn:iam::123456789012:role/path/to/deploy"));
+        assert!(is_role_arn(
+            "arn:aws-cn:iam::123456789012:role/path/to/deploy"
+        ));
         assert!(!is_role_arn("arn:aws:iam::12345:role/deploy"));
         assert!(!is_role_arn("arn:aws:iam::123456789012:user/deploy"));
     }
@@ -762,13 +959,18 @@ mod tests {
 
     #[test]
     fn ecr_hosts_are_recognised() {
-        assert!(Registry::is_ecr_host("123456789012.dkr.ecr.ap-northeast-1.amazonaws.com"));
+        assert!(Registry::is_ecr_host(
+            "123456789012.dkr.ecr.ap-northeast-1.amazonaws.com"
+        ));
         assert!(!Registry::is_ecr_host("127.0.0.1:5000"));
     }
 
     #[test]
     fn username_and_password_come_together() {
-        assert_eq!(parse(base().with("registry-username", "ci")).unwrap_err().0[0].input, "registry-password");
+        assert_eq!(
+            parse(base().with("registry-username", "ci")).unwrap_err().0[0].input,
+            "registry-password"
+        );
     }
 
     #[test]
@@ -780,7 +982,10 @@ mod tests {
     #[test]
     fn commit_messages_are_rendered() {
         assert_eq!(
-            render_message("update {service} to {tag} ({tag})", &[("service", "auth"), ("tag", "v1")]),
+            render_message(
+                "update {service} to {tag} ({tag})",
+                &[("service", "auth"), ("tag", "v1")]
+            ),
             "update auth to v1 (v1)"
         );
     }
@@ -788,17 +993,34 @@ mod tests {
     #[test]
     fn build_args_are_key_value_lines() {
         let i = parse(base().with("build-args", "A=1\n\n B=x=y \n")).unwrap();
-        assert_eq!(i.build.unwrap().build_args, [("A".into(), "1".into()), ("B".into(), "x=y".into())]);
+        assert_eq!(
+            i.build.unwrap().build_args,
+            [("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
         let err = parse(base().with("build-args", "A=1\nnope")).unwrap_err();
         assert_eq!(err.0[0].message, "line 2: \"nope\" is not KEY=VALUE");
     }
 
     #[test]
     fn cache_from_takes_auto_none_or_refs() {
-        assert_eq!(parse(base()).unwrap().build.unwrap().cache_from, CacheFrom::Auto);
-        assert_eq!(parse(base().with("cache-from", "none")).unwrap().build.unwrap().cache_from, CacheFrom::None);
         assert_eq!(
-            parse(base().with("cache-from", "r/a:1\nr/b:2")).unwrap().build.unwrap().cache_from,
+            parse(base()).unwrap().build.unwrap().cache_from,
+            CacheFrom::Auto
+        );
+        assert_eq!(
+            parse(base().with("cache-from", "none"))
+                .unwrap()
+                .build
+                .unwrap()
+                .cache_from,
+            CacheFrom::None
+        );
+        assert_eq!(
+            parse(base().with("cache-from", "r/a:1\nr/b:2"))
+                .unwrap()
+                .build
+                .unwrap()
+                .cache_from,
             CacheFrom::Images(vec!["r/a:1".into(), "r/b:2".into()])
         );
     }

@@ -52,7 +52,9 @@ fn main() -> ExitCode {
 fn run_job(runner: &Runner) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
     let inputs = Inputs::parse(&Raw::from_env(), &cwd)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let report = rt.block_on(pipeline::run(inputs, runner))?;
     runner.set_outputs(&report.outputs())?;
     runner.summary(&report.summary_markdown())?;
@@ -69,9 +71,18 @@ fn set_image(dir: &std::path::Path, specs: &[String]) -> anyhow::Result<()> {
         }
     }
     if !bad.is_empty() {
-        return Err(Failure::new(bad.join("\n")).hint("SPEC is name=newName:tag@digest, name:tag or name@digest").into());
+        return Err(Failure::new(bad.join("\n"))
+            .hint("SPEC is name=newName:tag@digest, name:tag or name@digest")
+            .into());
     }
     let changed = kustomize::set_image_in_dir(dir, &parsed).map_err(Failure::from)?;
-    println!("{}", if changed { "updated" } else { "already up to date" });
+    println!(
+        "{}",
+        if changed {
+            "updated"
+        } else {
+            "already up to date"
+        }
+    );
     Ok(())
 }

@@ -22,7 +22,10 @@ pub async fn run(inputs: Inputs, runner: &Runner) -> Result<Report> {
         runner.mask(secret.expose_secret());
     }
     let mut clock = Stopwatch::start();
-    let mut report = Report { service: inputs.service.clone(), ..Default::default() };
+    let mut report = Report {
+        service: inputs.service.clone(),
+        ..Default::default()
+    };
 
     // 1. Credentials, fetched only when a stage needs them.
     let aws = match needs_aws(&inputs) {
@@ -41,16 +44,27 @@ pub async fn run(inputs: Inputs, runner: &Runner) -> Result<Report> {
 
     // 2. Build and push, or find the image a promotion pins.
     if let Some(build) = &inputs.build {
-        build_and_push(&inputs, build, aws.as_ref(), creds.as_ref(), &mut report, runner).await?;
+        build_and_push(
+            &inputs,
+            build,
+            aws.as_ref(),
+            creds.as_ref(),
+            &mut report,
+            runner,
+        )
+        .await?;
         clock.lap(&mut report, "build");
     } else {
         report.build_note = Some("promoted (build: false)".into());
         if inputs.set_image.as_ref().is_some_and(|s| s.pin_digest) {
             report.digest = registry::existing_digest(&report.image, creds.as_ref()).await?;
             if report.digest.is_none() {
-                return Err(Failure::new(format!("{} is not in the registry, so there is no digest to pin", report.image))
-                    .hint("promote a tag that was pushed, or set pin-digest: false")
-                    .into());
+                return Err(Failure::new(format!(
+                    "{} is not in the registry, so there is no digest to pin",
+                    report.image
+                ))
+                .hint("promote a tag that was pushed, or set pin-digest: false")
+                .into());
             }
             clock.lap(&mut report, "registry");
         }
@@ -62,19 +76,26 @@ pub async fn run(inputs: Inputs, runner: &Runner) -> Result<Report> {
             name: set.image_name.clone(),
             new_name: Field::Set(format!("{host}/{}", inputs.repository)),
             new_tag: Field::Set(inputs.tag.clone()),
-            digest: report.digest.clone().filter(|_| set.pin_digest).map_or(Field::Absent, Field::Set),
+            digest: report
+                .digest
+                .clone()
+                .filter(|_| set.pin_digest)
+                .map_or(Field::Absent, Field::Set),
         };
         let dir = set.kustomization.to_string_lossy().into_owned();
         if inputs.git.push {
             let opts = write_back_options(&inputs, &report)?;
-            let mut edit = |read: &gitops::TipReader<'_>| edit_at_tip(&dir, read, &spec, &opts.branch);
-            let outcome = tokio::task::block_in_place(|| gitops::write_back(&opts, &mut edit)).map_err(gitops_failure)?;
+            let mut edit =
+                |read: &gitops::TipReader<'_>| edit_at_tip(&dir, read, &spec, &opts.branch);
+            let outcome = tokio::task::block_in_place(|| gitops::write_back(&opts, &mut edit))
+                .map_err(gitops_failure)?;
             report.changed = outcome.changed;
             report.commit = outcome.commit;
             report.attempts = outcome.attempts;
         } else {
             let path = inputs.workspace.join(&set.kustomization);
-            report.changed = kustomize::set_image_in_dir(&path, std::slice::from_ref(&spec)).map_err(Failure::from)?;
+            report.changed = kustomize::set_image_in_dir(&path, std::slice::from_ref(&spec))
+                .map_err(Failure::from)?;
         }
         clock.lap(&mut report, "set-image");
     }
@@ -84,7 +105,8 @@ pub async fn run(inputs: Inputs, runner: &Runner) -> Result<Report> {
 /// AWS is needed for the default (ECR) registry's name, and for ECR credentials when an image
 /// is built or its digest looked up without an explicit username.
 fn needs_aws(inputs: &Inputs) -> bool {
-    let registry_access = inputs.build.is_some() || inputs.set_image.as_ref().is_some_and(|s| s.pin_digest);
+    let registry_access =
+        inputs.build.is_some() || inputs.set_image.as_ref().is_some_and(|s| s.pin_digest);
     match &inputs.registry {
         Registry::EcrDefault => true,
         Registry::Host(h) => {
@@ -95,15 +117,26 @@ fn needs_aws(inputs: &Inputs) -> bool {
     }
 }
 
-async fn registry_credentials(inputs: &Inputs, aws: Option<&AwsSession>, runner: &Runner) -> Result<Option<Credentials>> {
+async fn registry_credentials(
+    inputs: &Inputs,
+    aws: Option<&AwsSession>,
+    runner: &Runner,
+) -> Result<Option<Credentials>> {
     if let Some(login) = &inputs.registry_login {
-        return Ok(Some(Credentials { username: login.username.clone(), password: login.password.clone() }));
+        return Ok(Some(Credentials {
+            username: login.username.clone(),
+            password: login.password.clone(),
+        }));
     }
-    let registry_access = inputs.build.is_some() || inputs.set_image.as_ref().is_some_and(|s| s.pin_digest);
+    let registry_access =
+        inputs.build.is_some() || inputs.set_image.as_ref().is_some_and(|s| s.pin_digest);
     match aws {
         Some(a) if registry_access => {
             let login = a.ecr_login(runner).await?;
-            Ok(Some(Credentials { username: login.username, password: login.password }))
+            Ok(Some(Credentials {
+                username: login.username,
+                password: login.password,
+            }))
         }
         _ => Ok(None),
     }
@@ -119,7 +152,12 @@ async fn build_and_push(
 ) -> Result<()> {
     let pushing = build.push && !inputs.dry_run;
     if let Some(a) = aws.filter(|_| inputs.registry_login.is_none()) {
-        a.ensure_repository(&inputs.repository, inputs.create_repository && pushing, inputs.tag_mutability).await?;
+        a.ensure_repository(
+            &inputs.repository,
+            inputs.create_repository && pushing,
+            inputs.tag_mutability,
+        )
+        .await?;
     }
     if build.skip_existing
         && let Some(digest) = registry::existing_digest(&report.image, creds).await?
@@ -134,8 +172,15 @@ async fn build_and_push(
         CacheFrom::None => Vec::new(),
         CacheFrom::Images(refs) => refs.clone(),
     };
-    let source = inputs.github.repository_url().map(|u| u.trim_end_matches(".git").to_string());
-    let revision = inputs.github.sha.clone().unwrap_or_else(|| inputs.tag.clone());
+    let source = inputs
+        .github
+        .repository_url()
+        .map(|u| u.trim_end_matches(".git").to_string());
+    let revision = inputs
+        .github
+        .sha
+        .clone()
+        .unwrap_or_else(|| inputs.tag.clone());
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let mut labels = build::oci_labels(source.as_deref(), &revision, &created);
     labels.extend(build.labels.iter().cloned());
@@ -153,7 +198,11 @@ async fn build_and_push(
     if pushing {
         report.digest = Some(push::push(&docker, &report.image, creds, runner).await?);
     } else {
-        let why = if inputs.dry_run { "dry-run" } else { "push: false" };
+        let why = if inputs.dry_run {
+            "dry-run"
+        } else {
+            "push: false"
+        };
         report.build_note = Some(format!("built, not pushed ({why}): no digest"));
     }
     Ok(())
@@ -188,13 +237,19 @@ fn write_back_options(inputs: &Inputs, report: &Report) -> Result<WriteBack> {
         (None, Some(b)) => b.to_string(),
         (None, None) => gitops::workspace_branch(ws)
             .map_err(gitops_failure)?
-            .ok_or_else(|| Failure::new("branch: GITHUB_REF names no branch and the workspace is not on one").hint("set the branch input, e.g. branch: main"))?,
+            .ok_or_else(|| {
+                Failure::new("branch: GITHUB_REF names no branch and the workspace is not on one")
+                    .hint("set the branch input, e.g. branch: main")
+            })?,
     };
     let remote_url = match gitops::workspace_origin(ws).map_err(gitops_failure)? {
         Some(url) => url,
         None => inputs.github.repository_url().ok_or_else(|| {
-            Failure::new(format!("no remote: {} has no origin and GITHUB_SERVER_URL/GITHUB_REPOSITORY are unset", ws.display()))
-                .hint("run actions/checkout first, or run inside a clone")
+            Failure::new(format!(
+                "no remote: {} has no origin and GITHUB_SERVER_URL/GITHUB_REPOSITORY are unset",
+                ws.display()
+            ))
+            .hint("run actions/checkout first, or run inside a clone")
         })?,
     };
     let sha = inputs.github.sha.clone().unwrap_or_default();
@@ -225,18 +280,34 @@ fn write_back_options(inputs: &Inputs, report: &Report) -> Result<WriteBack> {
 }
 
 /// The pure re-apply step: find the kustomization in the fetched tip and set the image in it.
-fn edit_at_tip(dir: &str, read: &gitops::TipReader<'_>, spec: &ImageSpec, branch: &str) -> Result<Vec<(String, Vec<u8>)>> {
+fn edit_at_tip(
+    dir: &str,
+    read: &gitops::TipReader<'_>,
+    spec: &ImageSpec,
+    branch: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let dir = dir.trim_end_matches('/');
     for name in kustomize::KUSTOMIZATION_FILES {
-        let path = if dir == "." { name.to_string() } else { format!("{dir}/{name}") };
+        let path = if dir == "." {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        };
         if let Some(src) = read(&path) {
-            let out = kustomize::set_images(&path, &src, std::slice::from_ref(spec)).map_err(Failure::from)?;
-            return Ok(if out == src { Vec::new() } else { vec![(path, out)] });
+            let out = kustomize::set_images(&path, &src, std::slice::from_ref(spec))
+                .map_err(Failure::from)?;
+            return Ok(if out == src {
+                Vec::new()
+            } else {
+                vec![(path, out)]
+            });
         }
     }
-    Err(Failure::new(format!("{dir}: no kustomization.yaml, kustomization.yml or Kustomization on branch {branch}"))
-        .hint("the kustomization input is relative to the repository root")
-        .into())
+    Err(Failure::new(format!(
+        "{dir}: no kustomization.yaml, kustomization.yml or Kustomization on branch {branch}"
+    ))
+    .hint("the kustomization input is relative to the repository root")
+    .into())
 }
 
 impl From<kustomize::EditError> for Failure {

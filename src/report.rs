@@ -3,7 +3,16 @@
 use std::time::{Duration, Instant};
 
 /// Every step output, in the contract's order; `action.yml` declares exactly these (a test checks).
-pub const OUTPUTS: &[&str] = &["image", "digest", "image-ref", "built", "changed", "commit", "attempts", "aws-account-id"];
+pub const OUTPUTS: &[&str] = &[
+    "image",
+    "digest",
+    "image-ref",
+    "built",
+    "changed",
+    "commit",
+    "attempts",
+    "aws-account-id",
+];
 
 /// The job's results, written as step outputs and summarized.
 #[derive(Debug, Default, Clone)]
@@ -59,16 +68,15 @@ impl Report {
             (None, false) => "up to date".into(),
             (None, true) => "not pushed".into(),
         };
-        let stages = self.stages.iter().map(|(name, d)| format!("{name} {:.1}s", d.as_secs_f64())).collect::<Vec<_>>().join(", ");
+        let stages = self
+            .stages
+            .iter()
+            .map(|(name, d)| format!("{name} {:.1}s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
             "### deploy-action: {}\n\n| service | image | build | commit | attempts | seconds per stage |\n|---|---|---|---|---|---|\n| {} | `{}` | {} | {} | {} | {} |\n\n",
-            self.service,
-            self.service,
-            image,
-            build,
-            commit,
-            self.attempts,
-            stages
+            self.service, self.service, image, build, commit, self.attempts, stages
         )
     }
 }
@@ -89,7 +97,9 @@ pub struct Stopwatch {
 
 impl Stopwatch {
     pub fn start() -> Stopwatch {
-        Stopwatch { started: Instant::now() }
+        Stopwatch {
+            started: Instant::now(),
+        }
     }
 
     /// Records the stage that just ended and starts the next one.
@@ -106,14 +116,28 @@ mod tests {
 
     #[test]
     fn the_image_ref_replaces_the_tag_with_the_digest() {
-        let r = Report { image: "127.0.0.1:5000/nova/auth:v1".into(), digest: Some("sha256:ab".into()), ..Default::default() };
+        let r = Report {
+            image: "127.0.0.1:5000/nova/auth:v1".into(),
+            digest: Some("sha256:ab".into()),
+            ..Default::default()
+        };
         assert_eq!(r.image_ref().unwrap(), "127.0.0.1:5000/nova/auth@sha256:ab");
     }
 
     #[test]
     fn without_a_digest_the_image_ref_is_empty() {
-        let r = Report { image: "r/a:1".into(), ..Default::default() };
-        assert_eq!(r.outputs().iter().find(|(k, _)| *k == "image-ref").unwrap().1, "");
+        let r = Report {
+            image: "r/a:1".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.outputs()
+                .iter()
+                .find(|(k, _)| *k == "image-ref")
+                .unwrap()
+                .1,
+            ""
+        );
     }
 
     #[test]
@@ -130,7 +154,10 @@ mod tests {
             changed: true,
             commit: Some("0123456789abcdef".into()),
             attempts: 2,
-            stages: vec![("inputs", Duration::from_millis(10)), ("git", Duration::from_millis(1500))],
+            stages: vec![
+                ("inputs", Duration::from_millis(10)),
+                ("git", Duration::from_millis(1500)),
+            ],
             ..Default::default()
         };
         let md = r.summary_markdown();
@@ -150,7 +177,12 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(message: impl Into<String>) -> Failure {
-        Failure { message: message.into(), hint: None, file: None, line: None }
+        Failure {
+            message: message.into(),
+            hint: None,
+            file: None,
+            line: None,
+        }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Failure {
@@ -169,9 +201,18 @@ impl Failure {
     /// The failure from an error chain: a [`Failure`] inside it, or the chain as one line.
     pub fn of(err: &anyhow::Error) -> Failure {
         if let Some(f) = err.downcast_ref::<Failure>() {
-            let mut f = Failure { message: f.message.clone(), hint: f.hint.clone(), file: f.file.clone(), line: f.line };
+            let mut f = Failure {
+                message: f.message.clone(),
+                hint: f.hint.clone(),
+                file: f.file.clone(),
+                line: f.line,
+            };
             // Context added above the failure names what the pipeline was doing.
-            let outer: Vec<String> = err.chain().take_while(|e| e.downcast_ref::<Failure>().is_none()).map(|e| e.to_string()).collect();
+            let outer: Vec<String> = err
+                .chain()
+                .take_while(|e| e.downcast_ref::<Failure>().is_none())
+                .map(|e| e.to_string())
+                .collect();
             if !outer.is_empty() {
                 f.message = format!("{}: {}", outer.join(": "), f.message);
             }

@@ -14,7 +14,11 @@ fn action_yml() -> Yaml {
 }
 
 fn keys(y: &Yaml) -> Vec<String> {
-    y.as_hash().unwrap().keys().map(|k| k.as_str().unwrap().to_string()).collect()
+    y.as_hash()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -33,13 +37,19 @@ fn action_yml_declares_exactly_the_inputs_the_binary_reads_with_the_same_default
             (k.as_str().unwrap().to_string(), default)
         })
         .collect();
-    let read: BTreeMap<String, String> = INPUTS.iter().map(|(k, d)| (k.to_string(), d.to_string())).collect();
+    let read: BTreeMap<String, String> = INPUTS
+        .iter()
+        .map(|(k, d)| (k.to_string(), d.to_string()))
+        .collect();
     let mut expected = read.clone();
     // The runner expands this expression; the binary's own default for it is "no token".
     expected.insert("github-token".into(), "${{ github.token }}".into());
     assert_eq!(declared, expected);
     for (name, spec) in doc["inputs"].as_hash().unwrap() {
-        assert!(spec["description"].as_str().is_some_and(|d| !d.is_empty()), "{name:?} has no description");
+        assert!(
+            spec["description"].as_str().is_some_and(|d| !d.is_empty()),
+            "{name:?} has no description"
+        );
     }
     assert_eq!(doc["inputs"]["service"]["required"], Yaml::Boolean(true));
 }
@@ -47,24 +57,41 @@ fn action_yml_declares_exactly_the_inputs_the_binary_reads_with_the_same_default
 #[test]
 fn action_yml_declares_every_output_the_binary_writes() {
     let doc = action_yml();
-    assert_eq!(keys(&doc["outputs"]), OUTPUTS.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        keys(&doc["outputs"]),
+        OUTPUTS.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn action_yml_runs_a_prebuilt_image() {
     let doc = action_yml();
     assert_eq!(doc["runs"]["using"].as_str(), Some("docker"));
-    assert!(doc["runs"]["image"].as_str().unwrap().starts_with("docker://"));
+    assert!(
+        doc["runs"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("docker://")
+    );
 }
 
 #[test]
 fn help_and_version_are_available() {
-    let help = std::process::Command::new(bin()).arg("--help").output().unwrap();
+    let help = std::process::Command::new(bin())
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("set-image"), "{text}");
-    let version = std::process::Command::new(bin()).arg("--version").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("deploy-action {}", env!("CARGO_PKG_VERSION")));
+    let version = std::process::Command::new(bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("deploy-action {}", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -80,7 +107,11 @@ fn every_input_problem_is_reported_in_one_error_and_nothing_changes() {
         .input("kustomization", "/etc")
         .run();
     assert_eq!(run.code, Some(1));
-    let errors: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("::error")).collect();
+    let errors: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error"))
+        .collect();
     assert_eq!(errors.len(), 1, "{}", run.all_output());
     insta::assert_snapshot!(errors[0]);
     assert_eq!(remote.head(), head);
@@ -93,12 +124,16 @@ fn a_hyphenated_input_arrives_under_its_hyphenated_name() {
     let remote = Remote::file();
     let ws = Workspace::clone_of(&remote);
     let head = remote.head();
-    let run = Action::promote(&ws.path, "auth-service", "v1").input("dry-run", "true").run();
+    let run = Action::promote(&ws.path, "auth-service", "v1")
+        .input("dry-run", "true")
+        .run();
     run.assert_ok();
     assert_eq!(run.output("changed"), "true");
     assert_eq!(run.output("commit"), "");
     assert_eq!(remote.head(), head, "dry-run must not push");
-    let run = Action::promote(&ws.path, "auth-service", "v1").input("aws-region", "not-a-region!").run();
+    let run = Action::promote(&ws.path, "auth-service", "v1")
+        .input("aws-region", "not-a-region!")
+        .run();
     assert!(run.stdout.contains("aws-region: "), "{}", run.all_output());
 }
 
@@ -113,7 +148,15 @@ fn a_local_run_prints_outputs_instead_of_writing_the_output_file() {
         .input("dry-run", "true")
         .run();
     run.assert_ok();
-    assert!(run.stdout.lines().any(|l| l == "changed=true"), "{}", run.stdout);
+    assert!(
+        run.stdout.lines().any(|l| l == "changed=true"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("| auth-service |"), "{}", run.stdout);
-    assert!(!run.stdout.contains("::"), "no workflow commands locally:\n{}", run.stdout);
+    assert!(
+        !run.stdout.contains("::"),
+        "no workflow commands locally:\n{}",
+        run.stdout
+    );
 }
