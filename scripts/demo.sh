@@ -16,7 +16,7 @@
 #      the step summary.
 #
 # Env: DA_DEMO_DIR (.da-services/demo), DA_DEMO_BUILD (true; false promotes without building),
-# DA_DEMO_PARALLEL (8 jobs at once).
+# DA_DEMO_PARALLEL (8 jobs at once), DA_DEMO_BIN (use this binary instead of building one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,7 +55,11 @@ bash "$ROOT/scripts/services.sh" start
 source "$ROOT/.da-services/env"
 
 section "Binary (cargo build --release)"
-BIN=$(bash "$ROOT/scripts/image.sh" binary)
+if [[ -n ${DA_DEMO_BIN:-} ]]; then
+    BIN=$DA_DEMO_BIN # a binary built elsewhere
+else
+    BIN=$(bash "$ROOT/scripts/image.sh" binary)
+fi
 "$BIN" --version || true
 
 # ---------------------------------------------------------------- 1. sandbox

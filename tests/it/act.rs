@@ -401,6 +401,32 @@ fn adapted_example(registry: &str) -> String {
     text
 }
 
+/// The ECR repositories `nova/<service>` in moto, as a team has them before adopting the
+/// action (the example does not set `create-repository`). moto checks no signature, and keys
+/// it did not issue belong to its default account, the role's.
+fn create_ecr_repositories(moto: &str) {
+    for svc in SERVICES {
+        let out = Command::new("curl")
+            .args(["-sS", "-X", "POST", moto])
+            .args(["-H", "Content-Type: application/x-amz-json-1.1"])
+            .args(["-H", "X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.CreateRepository"])
+            .args([
+                "-H",
+                "Authorization: AWS4-HMAC-SHA256 Credential=AKIDACTFIXTURE/20260101/ap-northeast-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
+            ])
+            .args(["-d", &format!(r#"{{"repositoryName":"nova/{svc}","imageScanningConfiguration":{{"scanOnPush":true}}}}"#)])
+            .output()
+            .expect("curl runs");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && (body.contains("repositoryArn") || body.contains("RepositoryAlreadyExists")),
+            "creating nova/{svc} in moto: {body}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// One line of act's `--json` log.
 #[derive(Debug, serde::Deserialize)]
 struct ActEvent {
@@ -497,6 +523,8 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
         &["push", "-q", remote_dir.to_str().unwrap(), "main"],
     );
     let sha = git(&checkout, &["rev-parse", "HEAD"]);
+
+    create_ecr_repositories(&service_env("DA_MOTO_URL"));
 
     // 3. act, offline, with the DESIGN recipe.
     let oidc = OidcStub::start();
