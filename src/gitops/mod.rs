@@ -84,23 +84,23 @@ impl std::fmt::Display for Op {
 
 #[derive(thiserror::Error, Debug)]
 pub enum GitopsError {
-    #[error("cannot read the workspace's git files at {}", path.display())]
+    #[error("cannot read the workspace's git files at {}: {source}", path.display())]
     ReadWorkspace {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read the workspace's git config {}", path.display())]
+    #[error("cannot read the workspace's git config {}: {}", path.display(), source.message())]
     ReadWorkspaceConfig {
         path: PathBuf,
         #[source]
         source: git2::Error,
     },
-    #[error("cannot create the scratch repository for the write-back")]
+    #[error("cannot create the scratch repository for the write-back: {0}")]
     CreateScratch(#[source] std::io::Error),
-    #[error("cannot initialise the scratch repository for the write-back")]
+    #[error("cannot initialise the scratch repository for the write-back: {}", .0.message())]
     InitScratch(#[source] git2::Error),
-    #[error("cannot {op} {branch} at {url}{}", said(remote))]
+    #[error("cannot {op} {branch} at {url}: {}{}", source.message(), said(remote))]
     Transfer {
         op: Op,
         url: String,
@@ -111,7 +111,7 @@ pub enum GitopsError {
     },
     #[error("{url} has no branch {branch}")]
     BranchMissing { url: String, branch: String },
-    #[error("cannot read the tip {tip} of {branch}")]
+    #[error("cannot read the tip {tip} of {branch}: {}", source.message())]
     ReadTip {
         branch: String,
         tip: String,
@@ -121,13 +121,13 @@ pub enum GitopsError {
     /// The caller's edit failed; its error is shown as it is.
     #[error(transparent)]
     Edit(anyhow::Error),
-    #[error("cannot build the write-back commit on {tip}")]
+    #[error("cannot build the write-back commit on {tip}: {}", source.message())]
     BuildCommit {
         tip: String,
         #[source]
         source: git2::Error,
     },
-    #[error("{url} refused the credentials for {op}{}", said(remote))]
+    #[error("{url} refused the credentials for {op}: {}{}", source.message(), said(remote))]
     Authenticate {
         op: Op,
         url: String,
@@ -143,7 +143,7 @@ pub enum GitopsError {
         remote: Vec<String>,
         protected: bool,
     },
-    #[error("cannot reach {url} to {op} (gave up after {tries} tries)")]
+    #[error("cannot reach {url} to {op} (gave up after {tries} tries): {}", source.message())]
     Unreachable {
         op: Op,
         url: String,
