@@ -4,6 +4,7 @@
 mod support;
 
 mod act;
+mod aws;
 mod build;
 mod cli;
 mod context;

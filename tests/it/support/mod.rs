@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod oidc;
+
 pub const SERVICES: [&str; 8] = [
     "auth-service",
     "user-service",
