@@ -16,7 +16,7 @@ use deploy_action::report::Failure;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::oidc::{self, OidcServer, Response, Stub};
-use crate::support::service_env;
+use crate::support::{Action, Remote, Run, Workspace, service_env};
 
 const REGION: &str = "eu-west-1";
 /// moto's account for credentials it did not issue.
@@ -694,4 +694,330 @@ fn in_the_real_environment_no_region_anywhere_is_a_clear_failure() {
         error,
         "::error::no AWS region is set%0Ahint: set the aws-region input (or AWS_REGION), e.g. aws-region: ap-northeast-1"
     );
+}
+
+// ------------------------------------------------------------------ through the binary
+
+/// Every masked value stays out of every other line of stdout, stderr and the summary.
+#[track_caller]
+fn assert_masks_hold(run: &Run) -> Vec<String> {
+    let masked: Vec<String> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("::add-mask::"))
+        .map(str::to_string)
+        .collect();
+    for text in [&run.stdout, &run.stderr, &run.summary] {
+        for line in text.lines().filter(|l| !l.starts_with("::add-mask::")) {
+            for secret in &masked {
+                assert!(
+                    !line.contains(secret.as_str()),
+                    "a masked value leaked on {line:?}:\n{}",
+                    run.all_output()
+                );
+            }
+        }
+    }
+    masked
+}
+
+/// The `::error::` line of a failed run, unescaped.
+#[track_caller]
+fn error_line(run: &Run) -> String {
+    assert!(!run.success(), "expected a failure:\n{}", run.all_output());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error"))
+        .unwrap_or_else(|| panic!("no ::error:: line:\n{}", run.all_output()));
+    line.replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%25", "%")
+}
+
+/// The action as a workflow calls it for auth-service: AWS through `AWS_ENDPOINT_URL` (moto or
+/// `endpoint`), the default (ECR) registry, IMDS off.
+fn aws_action(ws: &Workspace, endpoint: &str) -> Action {
+    Action::new(&ws.path)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .input("service", "auth-service")
+        .input("tag", "v1")
+        .input("aws-region", REGION)
+        .input("repository", "nova/auth-service")
+        .input("image-name", "auth-service")
+}
+
+fn with_oidc(mut action: Action, server: &OidcServer) -> Action {
+    for (k, v) in server.env() {
+        action = action.env(k, v);
+    }
+    action
+}
+
+#[test]
+#[ignore = "needs moto; run by scripts/test.sh"]
+fn the_action_assumes_the_role_through_a_flaky_token_endpoint_and_promotes_into_the_ecr_registry() {
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let account = fresh_account();
+    let server = OidcServer::failing_first("sts.amazonaws.com", 2);
+    let run = with_oidc(aws_action(&ws, &moto()), &server)
+        .input("role-to-assume", &role_arn(&account))
+        .input("build", "false")
+        .run();
+    run.assert_ok();
+
+    let registry = format!("{account}.dkr.ecr.{REGION}.amazonaws.com");
+    // moto names the assumed role's account after the role ARN: the role reached STS.
+    assert_eq!(run.output("aws-account-id"), account);
+    assert_eq!(
+        run.output("image"),
+        format!("{registry}/nova/auth-service:v1")
+    );
+    assert!(
+        remote.overlay().contains(&format!(
+            "newName: {registry}/nova/auth-service\n    newTag: v1\n"
+        )),
+        "{}",
+        remote.overlay()
+    );
+    assert_eq!(server.hits(), 3, "two 500s, then the token");
+
+    let masked = assert_masks_hold(&run);
+    assert!(
+        masked.contains(&server.token),
+        "the OIDC token is masked: {masked:?}"
+    );
+    // The token, the access key id, the secret key and the session token.
+    assert_eq!(masked.len(), 4, "{masked:?}");
+    assert!(!run.all_output().contains(&server.bearer));
+}
+
+#[test]
+#[ignore = "needs dockerd+registry+moto; run by scripts/test.sh"]
+fn the_action_builds_and_pushes_with_the_ecr_token_and_creates_the_repository_with_scan_on_push() {
+    service_env("DOCKER_HOST");
+    let (registry, moto_account, base_image) = (
+        service_env("DA_REGISTRY"),
+        service_env("DA_MOTO_ACCOUNT_ID"),
+        service_env("DA_BASE_IMAGE"),
+    );
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/service");
+    let service_dir = ws.path.join("backend/auth-service");
+    std::fs::create_dir_all(&service_dir).unwrap();
+    copy_dir(&fixture, &service_dir);
+    let repository = format!("da-test/aws-{}", oidc::nonce());
+    let server = OidcServer::start("sts.amazonaws.com");
+
+    // The local registry's htpasswd holds the password moto's ECR token decodes to for its
+    // default account, so the role lives there; `registry` is the only input a real job would
+    // not pass.
+    let run = with_oidc(aws_action(&ws, &moto()), &server)
+        .input("role-to-assume", &role_arn(&moto_account))
+        .input("registry", &registry)
+        .input("repository", &repository)
+        .input("create-repository", "true")
+        .input("context", "backend/auth-service")
+        .input("dockerfile", "backend/auth-service/Dockerfile")
+        .input(
+            "build-args",
+            &format!("BASE={base_image}\nGREETING=aws-{}\nWORK=1", oidc::nonce()),
+        )
+        .run();
+    run.assert_ok();
+    assert_eq!(run.output("aws-account-id"), moto_account);
+    assert_eq!(run.output("built"), "true");
+    assert!(
+        run.output("digest").starts_with("sha256:"),
+        "{:?}",
+        run.outputs
+    );
+    assert_eq!(run.output("image"), format!("{registry}/{repository}:v1"));
+    assert!(
+        remote
+            .overlay()
+            .contains(&format!("newName: {registry}/{repository}\n")),
+        "{}",
+        remote.overlay()
+    );
+
+    let masked = assert_masks_hold(&run);
+    assert!(masked.contains(&server.token), "{masked:?}");
+    assert!(
+        masked.contains(&format!("{moto_account}-auth-token")),
+        "the ECR password is masked: {masked:?}"
+    );
+
+    let ecr = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let config = aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(moto())
+                .region(aws_config::Region::new(REGION))
+                .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+                    "AKIAMOTODEFAULT00001",
+                    "x",
+                    None,
+                    None,
+                    "test",
+                ))
+                .load()
+                .await;
+            aws_sdk_ecr::Client::new(&config)
+                .describe_repositories()
+                .repository_names(&repository)
+                .send()
+                .await
+                .unwrap()
+        });
+    let repo = &ecr.repositories()[0];
+    assert_eq!(
+        repo.image_scanning_configuration()
+            .map(|c| c.scan_on_push()),
+        Some(true)
+    );
+    assert_eq!(
+        repo.image_tag_mutability(),
+        Some(&aws_sdk_ecr::types::ImageTagMutability::Mutable)
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs moto; run by scripts/test.sh"]
+fn the_action_stops_at_a_missing_ecr_repository_when_creation_is_off_and_changes_nothing() {
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let head = remote.head();
+    let account = fresh_account();
+    let server = OidcServer::start("sts.amazonaws.com");
+    let run = with_oidc(aws_action(&ws, &moto()), &server)
+        .input("role-to-assume", &role_arn(&account))
+        .run();
+    let error = error_line(&run);
+    assert!(
+        error.contains(&format!(
+            "ECR repository nova/auth-service does not exist in {account}.dkr.ecr.{REGION}.amazonaws.com (region {REGION})"
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("hint: create it, or set the input `create-repository: true`"),
+        "{error}"
+    );
+    assert_eq!(remote.head(), head, "nothing was pushed");
+    assert_masks_hold(&run);
+}
+
+#[test]
+fn without_the_oidc_variables_the_action_fails_with_the_permissions_hint() {
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let run = aws_action(&ws, "http://127.0.0.1:9")
+        .input("role-to-assume", &role_arn("123456789012"))
+        .input("build", "false")
+        .run();
+    let error = error_line(&run);
+    assert!(error.contains("there is no GitHub OIDC token"), "{error}");
+    assert!(
+        error.contains("hint: give the job `permissions: id-token: write`"),
+        "{error}"
+    );
+    assert!(error.contains("forks never get an OIDC token"), "{error}");
+    assert_eq!(
+        run.stdout
+            .lines()
+            .filter(|l| l.starts_with("::error"))
+            .count(),
+        1,
+        "one error line:\n{}",
+        run.stdout
+    );
+}
+
+/// moto accepts any token, so the denial comes from the stub STS, reached through
+/// `AWS_ENDPOINT_URL_STS` while everything else would go to moto.
+#[test]
+#[ignore = "needs moto; run by scripts/test.sh"]
+fn an_sts_denial_shows_the_claims_against_the_trust_policy_and_never_the_token() {
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let server = OidcServer::start("sts.amazonaws.com");
+    let sts = Stub::start(|_| {
+        sts_error(
+            403,
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        )
+    });
+    let run = with_oidc(aws_action(&ws, &moto()), &server)
+        .env("AWS_ENDPOINT_URL_STS", &sts.base)
+        .input("role-to-assume", &role_arn("123456789012"))
+        .input("build", "false")
+        .run();
+    let error = error_line(&run);
+    assert!(
+        error.contains(
+            "STS denied AssumeRoleWithWebIdentity for arn:aws:iam::123456789012:role/nova-deploy"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!(
+            "sub: \"{}\", aud: \"sts.amazonaws.com\", repository: \"{}\"",
+            oidc::SUB,
+            oidc::REPOSITORY
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("case-sensitive") && error.contains("environment:"),
+        "{error}"
+    );
+    assert_eq!(sts.hits(), 1);
+    let masked = assert_masks_hold(&run);
+    assert!(masked.contains(&server.token));
+    for part in server.token.split('.') {
+        assert!(
+            !error.contains(part),
+            "a part of the token is in the error: {error}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs moto; run by scripts/test.sh"]
+fn ambient_credentials_serve_when_role_to_assume_is_empty() {
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let secret = format!("ambient-secret-{}", oidc::nonce());
+    let run = aws_action(&ws, &moto())
+        .env("AWS_ACCESS_KEY_ID", "AKIAAMBIENTBINARY001")
+        .env("AWS_SECRET_ACCESS_KEY", &secret)
+        .input("build", "false")
+        .run();
+    run.assert_ok();
+    assert_eq!(run.output("aws-account-id"), MOTO_DEFAULT_ACCOUNT);
+    assert_eq!(
+        run.output("image"),
+        format!("{MOTO_DEFAULT_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/nova/auth-service:v1")
+    );
+    assert!(assert_masks_hold(&run).contains(&secret));
 }
