@@ -151,10 +151,11 @@ async fn build_and_push(
     runner: &Runner,
 ) -> Result<()> {
     let pushing = build.push && !inputs.dry_run;
-    if let Some(a) = aws.filter(|_| inputs.registry_login.is_none()) {
+    // A dry run creates nothing, and a missing repository only matters to a push.
+    if let Some(a) = aws.filter(|_| pushing && inputs.registry_login.is_none()) {
         a.ensure_repository(
             &inputs.repository,
-            inputs.create_repository && pushing,
+            inputs.create_repository,
             inputs.tag_mutability,
         )
         .await?;
