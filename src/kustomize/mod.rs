@@ -34,10 +34,7 @@ pub enum EditError {
         hint: Option<&'static str>,
     },
     /// The directory holds none of [`KUSTOMIZATION_FILES`].
-    #[error(
-        "{dir}: no kustomization.yaml, kustomization.yml or Kustomization\n\
-         hint: the `kustomization` input (or --dir) names the overlay directory, relative to the workspace"
-    )]
+    #[error("{dir}: {}\nhint: {NOT_FOUND_HINT}", NOT_FOUND)]
     NotFound { dir: String },
     #[error("cannot read {file}")]
     Read {
@@ -53,6 +50,10 @@ pub enum EditError {
     },
 }
 
+const NOT_FOUND: &str = "no kustomization.yaml, kustomization.yml or Kustomization";
+const NOT_FOUND_HINT: &str =
+    "the `kustomization` input (or --dir) names the overlay directory, relative to the workspace";
+
 fn hint_line(hint: Option<&str>) -> String {
     hint.map(|h| format!("\nhint: {h}")).unwrap_or_default()
 }
@@ -63,6 +64,26 @@ impl EditError {
         match self {
             EditError::Refused { line, .. } => Some(*line),
             _ => None,
+        }
+    }
+
+    /// The problem alone, without the `file:line: ` prefix or the hint, but with the cause of
+    /// an I/O error: for callers that show file, line and hint themselves (`::error file=,line=::`).
+    pub fn message(&self) -> String {
+        match self {
+            EditError::Refused { message, .. } => message.clone(),
+            EditError::NotFound { .. } => NOT_FOUND.to_string(),
+            EditError::Read { source, .. } => format!("cannot read: {source}"),
+            EditError::Write { source, .. } => format!("cannot write: {source}"),
+        }
+    }
+
+    /// The usual cause, when one is known.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            EditError::Refused { hint, .. } => *hint,
+            EditError::NotFound { .. } => Some(NOT_FOUND_HINT),
+            EditError::Read { .. } | EditError::Write { .. } => None,
         }
     }
 
@@ -128,4 +149,67 @@ pub fn set_image_in_dir(dir: &Path, specs: &[ImageSpec]) -> Result<bool, EditErr
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(&target).map_err(|e| write_err(e.error))?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edit_error_shows_file_line_and_hint_and_gives_them_apart() {
+        let err = set_images("k.yaml", b"images:\n- name: a\n- name: a\n", &[]).unwrap_err();
+        assert_eq!((err.file(), err.line()), ("k.yaml", Some(3)));
+        assert_eq!(
+            err.message(),
+            "a second entry for image \"a\" (the first is on line 2)"
+        );
+        assert_eq!(
+            err.hint(),
+            Some("kustomize applies one entry per image name; remove one of them")
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("k.yaml:3: {}\nhint: {}", err.message(), err.hint().unwrap())
+        );
+    }
+
+    #[test]
+    fn a_missing_kustomization_names_the_directory_with_a_hint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = find_kustomization(tmp.path()).unwrap_err();
+        let dir = tmp.path().display().to_string();
+        assert_eq!((err.file(), err.line()), (dir.as_str(), None));
+        assert_eq!(
+            err.to_string(),
+            format!("{dir}: {}\nhint: {}", err.message(), err.hint().unwrap())
+        );
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_cause_in_the_message_and_the_source() {
+        let err = EditError::Read {
+            file: "k.yaml".into(),
+            source: std::io::Error::other("boom"),
+        };
+        assert_eq!(err.to_string(), "cannot read k.yaml");
+        assert_eq!(err.message(), "cannot read: boom");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn set_image_in_dir_writes_only_when_something_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("Kustomization");
+        std::fs::write(&file, "images:\n- name: a\n  newTag: v1\n").unwrap();
+        let spec = |s| parse_spec(s).unwrap();
+        assert!(!set_image_in_dir(tmp.path(), &[spec("a:v1")]).unwrap());
+        assert!(set_image_in_dir(tmp.path(), &[spec("a:v2")]).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "images:\n- name: a\n  newTag: v2\n"
+        );
+        std::fs::write(&file, "images: [\n").unwrap();
+        assert!(set_image_in_dir(tmp.path(), &[spec("a:v3")]).is_err());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "images: [\n");
+    }
 }
