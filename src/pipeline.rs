@@ -313,10 +313,12 @@ fn edit_at_tip(
 
 impl From<kustomize::EditError> for Failure {
     fn from(e: kustomize::EditError) -> Failure {
-        let mut f = Failure::from_display(&e.to_string());
-        f.file = Some(e.file().to_string());
-        f.line = e.line();
-        f
+        Failure {
+            message: e.message(),
+            hint: e.hint().map(Into::into),
+            file: Some(e.file().into()),
+            line: e.line(),
+        }
     }
 }
 
