@@ -187,8 +187,8 @@ for svc in "${SERVICES[@]}"; do
 done
 
 section "Step summary (\$GITHUB_STEP_SUMMARY, all jobs)"
-# Each job writes its own table; print the header once.
-for svc in "${SERVICES[@]}"; do cat "$RUN/$svc/summary"; done | awk 'NF && !seen[$0]++'
+# Each job writes its own heading and table; print one table.
+for svc in "${SERVICES[@]}"; do cat "$RUN/$svc/summary"; done | grep '^|' | awk '!seen[$0]++'
 
 AFTER=$(git -C "$REMOTE_DIR" rev-parse main)
 section "Overlay on the remote: git diff ${BEFORE:0:12}..${AFTER:0:12} -- $OVERLAY"
@@ -214,4 +214,8 @@ if ((${#failed[@]})); then
     done
     da_die "${#failed[@]} of ${#SERVICES[@]} jobs failed (${failed[*]})"
 fi
-bold "Done in $(da_since "$T0"). Run scripts/demo.sh again: every job skips the build and finds the overlay up to date."
+if [[ $BEFORE == "$AFTER" ]]; then
+    bold "Done in $(da_since "$T0"): nothing to do, every image was in the registry and the overlay up to date."
+else
+    bold "Done in $(da_since "$T0"). Run scripts/demo.sh again: every job skips the build and finds the overlay up to date."
+fi
