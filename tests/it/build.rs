@@ -538,6 +538,99 @@ async fn a_wrong_password_fails_at_once_with_a_hint_and_no_retries() {
     remove_image(&docker, &proxied).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs dockerd+registry; run by scripts/test.sh"]
+async fn a_from_image_in_the_private_registry_is_pulled_with_the_credentials() {
+    let s = services();
+    let docker = docker().await;
+    // The base image, pushed to the registry and known locally only by its id.
+    let base = s.image("base");
+    let (repository, tag) = client::split_tag(&base);
+    docker
+        .tag_image(
+            &s.base_image,
+            Some(TagImageOptions {
+                repo: Some(repository.into()),
+                tag: Some(tag.into()),
+            }),
+        )
+        .await
+        .unwrap();
+    push::push(&docker, &base, Some(&s.creds()), &runner())
+        .await
+        .unwrap();
+    docker
+        .remove_image(&base, None::<RemoveImageOptions>, None)
+        .await
+        .unwrap();
+
+    let fx = fixture();
+    std::fs::write(
+        fx.dir.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo private > /from\n"),
+    )
+    .unwrap();
+    let image = s.image("from-private");
+    // Without credentials the registry refuses the pull; with them (sent in X-Registry-Config,
+    // re-encoded URL-safe like X-Registry-Auth) the build pulls its base.
+    let err = build::build(&docker, &request(&fx, &s, &image, "x"), None, &runner())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DockerError::BuildStep { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("no basic auth credentials")
+            || err.to_string().contains("unauthorized"),
+        "{err}"
+    );
+    // When the config header's standard base64 has `+` or `/`, plain bollard sends credentials
+    // the daemon drops, and the pull is refused just as without any.
+    let config = HashMap::from([(s.registry.clone(), s.creds().docker(&s.registry))]);
+    let standard =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_string(&config).unwrap());
+    if standard.contains('+') || standard.contains('/') {
+        let raw = Docker::connect_with_defaults().unwrap();
+        client::negotiate(&raw).await.unwrap();
+        let spec = deploy_action::docker::context::ContextSpec {
+            context_dir: fx.dir.clone(),
+            dockerfile: fx.dir.join("Dockerfile"),
+        };
+        let (dockerfile, tar) = deploy_action::docker::context::tar_stream(spec).unwrap();
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile,
+            t: Some(image.clone()),
+            forcerm: true,
+            ..Default::default()
+        };
+        let mut stream =
+            raw.build_image(options, Some(config), Some(bollard::body_try_stream(tar)));
+        let mut refused = None;
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                refused = Some(push::bollard_message(&e));
+            }
+        }
+        let refused = refused.expect("plain bollard cannot pull the base with these credentials");
+        assert!(
+            refused.contains("no basic auth credentials") || refused.contains("unauthorized"),
+            "{refused}"
+        );
+    }
+    build::build(
+        &docker,
+        &request(&fx, &s, &image, "x"),
+        Some(&s.creds()),
+        &runner(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        file_in_image(&docker, &image, "/from").await.trim(),
+        "private"
+    );
+    remove_image(&docker, &image).await;
+    remove_image(&docker, &base).await;
+}
+
 // ---------------------------------------------------------------- retries
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
