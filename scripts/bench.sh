@@ -16,7 +16,9 @@
 #
 # Env: DA_BENCH_BIN (binary to run; default: cargo build --release, then target/release),
 #      DA_BENCH_HOOK (hook body, default `sleep 0.3`), DA_BENCH_METHODS (default
-#      "ours reapply rebase"), DA_BENCH_KEEP=1 (keep the scratch dir).
+#      "ours reapply rebase"), DA_BENCH_ROUNDS (default 1: run the methods, interleaved, this
+#      many times and compare medians; a shared machine is noisy), DA_BENCH_KEEP=1 (keep the
+#      scratch dir).
 # Starts its own git daemon on a free port and stops it, and removes its scratch dir, on exit.
 set -euo pipefail
 
@@ -104,7 +106,7 @@ seed_repo() { # name
 }
 
 # One clone per job, made before the barrier so only the race is timed.
-clone_for() { # method i
+clone_for() { # run i
     local dir=$WORK/ws/$1/$2
     mkdir -p "$WORK/ws/$1"
     git clone -q "$WORK/git/$1.git" "$dir"
@@ -115,12 +117,13 @@ clone_for() { # method i
 
 # ---------------------------------------------------------------- the methods
 
-# Each job: $1 method, $2 index, $3 tag. Writes "<exit> <push attempts>" to its result file.
+# Each job: $1 run (method and round), $2 index, $3 tag. Writes "<exit> <push attempts>" to its
+# result file.
 
 job_ours() {
-    local ws=$WORK/ws/ours/$2 name out rc=0 attempts
+    local ws=$WORK/ws/$1/$2 name out rc=0 attempts
     name=$(job_name "$2")
-    out=$WORK/out/ours-$2
+    out=$WORK/out/$1-$2
     env -i PATH="$PATH" HOME="$WORK" GITHUB_ACTIONS=true GITHUB_WORKSPACE="$ws" \
         GITHUB_REF=refs/heads/main GITHUB_SHA=0123456789abcdef0123456789abcdef01234567 \
         GITHUB_OUTPUT="$out.output" GITHUB_STEP_SUMMARY="$out.summary" \
@@ -130,7 +133,7 @@ job_ours() {
     attempts=$(sed -n 's/^attempts=//p' "$out.output" 2>/dev/null | tail -1 || true)
     # A failed run may write no outputs: count its attempt lines instead.
     [[ -n $attempts ]] || attempts=$(grep -c '^attempt [0-9]*:' "$out.log" || true)
-    echo "$rc $attempts" >"$WORK/res/ours/$2"
+    echo "$rc $attempts" >"$WORK/res/$1/$2"
 }
 
 # Full jitter: a random delay in [0, min(cap, base * 2^retry)), retry counting from 0.
@@ -142,14 +145,14 @@ jitter() { # try (1-based)
 }
 
 job_reapply() {
-    local ws=$WORK/ws/reapply/$2 name try attempts=0 rc=1
+    local ws=$WORK/ws/$1/$2 name try attempts=0 rc=1
     name=$(job_name "$2")
     cd "$ws"
     for ((try = 1; try <= 20; try++)); do
-        git fetch -q origin main && git reset -q --hard origin/main || {
+        if ! { git fetch -q origin main && git reset -q --hard origin/main; }; then
             sleep "$(jitter "$try")"
             continue
-        }
+        fi
         sed -i "/^  - name: $name\$/,/newTag:/ s/newTag: .*/newTag: $3/" "$FILE"
         if git diff --quiet; then
             rc=0
@@ -163,11 +166,11 @@ job_reapply() {
         fi
         sleep "$(jitter "$try")"
     done
-    echo "$rc $attempts" >"$WORK/res/reapply/$2"
+    echo "$rc $attempts" >"$WORK/res/$1/$2"
 }
 
 job_rebase() {
-    local ws=$WORK/ws/rebase/$2 name tries=0 attempts=1 rc=0
+    local ws=$WORK/ws/$1/$2 name tries=0 attempts=1 rc=0
     name=$(job_name "$2")
     cd "$ws"
     sed -i "/^  - name: $name\$/,/newTag:/ s/newTag: .*/newTag: $3/" "$FILE"
@@ -180,57 +183,62 @@ job_rebase() {
         git pull -q --rebase origin main 2>/dev/null || git rebase --abort 2>/dev/null || true
         attempts=$((attempts + 1))
     done
-    echo "$rc $attempts" >"$WORK/res/rebase/$2"
+    echo "$rc $attempts" >"$WORK/res/$1/$2"
 }
 
 # ---------------------------------------------------------------- one race
 
-run_method() { # method
-    local m=$1 i pids=() t0 t1 go=$WORK/go-$1
-    seed_repo "$m"
-    for ((i = 0; i < N; i++)); do clone_for "$m" "$i"; done
-    mkdir -p "$WORK/res/$m" "$WORK/out" "$WORK/ready/$m"
+run_method() { # method round
+    local m=$1 id=$1$2 i pids=() t0 t1 go=$WORK/go-$1$2
+    seed_repo "$id"
+    for ((i = 0; i < N; i++)); do clone_for "$id" "$i"; done
+    mkdir -p "$WORK/res/$id" "$WORK/out" "$WORK/ready/$id"
     # The barrier: every job blocks reading one line from the fifo; we write N lines at once.
     mkfifo "$go"
     exec 3<>"$go"
     for ((i = 0; i < N; i++)); do
         (
-            touch "$WORK/ready/$m/$i"
+            touch "$WORK/ready/$id/$i"
             read -r _ <"$go"
-            "job_$m" "$m" "$i" "t$i-$m"
+            "job_$m" "$id" "$i" "t$i-$id"
         ) &
         pids+=($!)
     done
     # Wait until every job is at the barrier (cheap: N tiny files).
-    until (($(find "$WORK/ready/$m" -type f | wc -l) == N)); do sleep 0.01; done
+    until (($(find "$WORK/ready/$id" -type f | wc -l) == N)); do sleep 0.01; done
     t0=$(now)
     printf '\n%.0s' $(seq "$N") >&3
     for i in "${pids[@]}"; do wait "$i" || true; done
     t1=$(now)
     exec 3>&-
     rm -f "$go"
-    report "$m" "$t0" "$t1"
+    report "$m" "$id" "$t0" "$t1"
 }
 
-declare -A WALL
-report() { # method t0 t1
-    local m=$1 text landed=0 failed=0 attempts=0 most=0 i rc n commits
-    text=$(git -C "$WORK/git/$m.git" show "main:$FILE")
+declare -A WALLS
+report() { # method run t0 t1
+    local m=$1 id=$2 text landed=0 failed=0 attempts=0 most=0 i rc n commits wall
+    text=$(git -C "$WORK/git/$id.git" show "main:$FILE")
     for ((i = 0; i < N; i++)); do
-        grep -qx "    newTag: t$i-$m" <<<"$text" && landed=$((landed + 1))
-        read -r rc n <"$WORK/res/$m/$i" || { rc=1 n=0; }
+        grep -qx "    newTag: t$i-$id" <<<"$text" && landed=$((landed + 1))
+        read -r rc n <"$WORK/res/$id/$i" || { rc=1 n=0; }
         ((rc == 0)) || failed=$((failed + 1))
         attempts=$((attempts + ${n:-0}))
         ((${n:-0} > most)) && most=${n:-0}
     done
-    commits=$(($(git -C "$WORK/git/$m.git" rev-list --count main) - 1))
-    WALL[$m]=$(awk -v a="$2" -v b="$3" 'BEGIN { printf "%.2f", b - a }')
-    printf '%-8s %6s %7s %9s %9s %8s %8s\n' "$m" "$landed/$N" "$failed" "$attempts" "$most" "$commits" "${WALL[$m]}"
+    commits=$(($(git -C "$WORK/git/$id.git" rev-list --count main) - 1))
+    wall=$(awk -v a="$3" -v b="$4" 'BEGIN { printf "%.2f", b - a }')
+    WALLS[$m]+="$wall "
+    printf '%-8s %6s %7s %9s %9s %8s %8s\n' "$m" "$landed/$N" "$failed" "$attempts" "$most" "$commits" "$wall"
 }
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 race() {
     N=${1:-32}
-    [[ $N =~ ^[0-9]+$ ]] && ((N > 0 && N <= 100)) || die "N must be 1..100, got $N"
+    if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 100)); then die "N must be 1..100, got $N"; fi
+    local rounds=${DA_BENCH_ROUNDS:-1}
+    [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "DA_BENCH_ROUNDS must be a positive number, got $rounds"
     command -v git >/dev/null || die "git is needed"
     if [[ -n ${DA_BENCH_BIN:-} ]]; then
         BIN=$DA_BENCH_BIN
@@ -246,13 +254,21 @@ race() {
     trap 'exit 130' INT TERM
     start_daemon
 
-    log "race: $N jobs, pre-receive hook \`$HOOK\`, methods: $METHODS"
+    log "race: $N jobs, pre-receive hook \`$HOOK\`, methods: $METHODS, rounds: $rounds"
     printf '%-8s %6s %7s %9s %9s %8s %8s\n' method landed failed attempts max/job commits wall_s
-    local m
-    for m in $METHODS; do run_method "$m"; done
-    if [[ -n ${WALL[ours]:-} && -n ${WALL[reapply]:-} ]]; then
-        awk -v a="${WALL[ours]}" -v b="${WALL[reapply]}" \
-            'BEGIN { printf "ratio ours/reapply: %.2f (target <= 0.80)\n", a / b }'
+    local m r ours base
+    for ((r = 1; r <= rounds; r++)); do
+        for m in $METHODS; do run_method "$m" "$r"; done
+    done
+    if ((rounds > 1)); then
+        for m in $METHODS; do
+            printf 'median wall of %s over %d rounds: %s s\n' "$m" "$rounds" "$(median <<<"${WALLS[$m]}")"
+        done
+    fi
+    if [[ -n ${WALLS[ours]:-} && -n ${WALLS[reapply]:-} ]]; then
+        ours=$(median <<<"${WALLS[ours]}")
+        base=$(median <<<"${WALLS[reapply]}")
+        awk -v a="$ours" -v b="$base" 'BEGIN { printf "ratio ours/reapply: %.2f (target <= 0.80)\n", a / b }'
     fi
 }
 
