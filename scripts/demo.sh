@@ -55,6 +55,9 @@ bash "$ROOT/scripts/services.sh" start
 source "$ROOT/.da-services/env"
 
 section "Binary (cargo build --release)"
+if [[ -z ${DA_DEMO_BIN:-} ]] && ! command -v cargo >/dev/null; then
+    da_die "cargo not found: install Rust 1.95+ (https://rustup.rs), or set DA_DEMO_BIN to a built binary"
+fi
 if [[ -n ${DA_DEMO_BIN:-} ]]; then
     BIN=$DA_DEMO_BIN # a binary built elsewhere
 else
