@@ -14,8 +14,9 @@
 #          layer's content hash must be the same for both
 #   rss    peak RSS of our process sending a 1 GB context (/usr/bin/time -v)
 #
-# Env: DA_BENCH_BIN, DA_BENCH_WORK (RUN rounds, default 20: about 10 s cold),
-#      DA_BENCH_ROUNDS (default 2), DA_BENCH_KEEP=1.
+# Env: DA_BENCH_BIN, DA_BENCH_CASES (default "cache ctx rss"), DA_BENCH_WORK (RUN rounds of
+#      hashing 16 MiB, default 40: 10-20 s cold), DA_BENCH_ROUNDS (ctx, default 2),
+#      DA_BENCH_KEEP=1.
 # Uses the running services if `scripts/services.sh status` says they are up; otherwise
 # starts them with a lease and stops them on exit.
 
@@ -117,18 +118,33 @@ bench_build() {
     trap 'exit 130' INT TERM
     bb_services
 
-    local work=${DA_BENCH_WORK:-20} rounds=${DA_BENCH_ROUNDS:-2} ws=$BB_WORK/ws greeting
+    local cases=${DA_BENCH_CASES:-cache ctx rss} c
     BB_REPO=da-bench/build-$$-$RANDOM
+    BB_OUT=$BB_WORK/out
+    BB_ROWS=()
+    mkdir -p "$BB_OUT"
+    log "build: dockerd $(docker version --format '{{.Server.Version}}'), registry $DA_REGISTRY, cases: $cases"
+    for c in $cases; do
+        case $c in
+        cache | ctx | rss) "bb_case_$c" ;;
+        *) die "unknown case $c (cache, ctx, rss)" ;;
+        esac
+    done
+    printf '\n%-52s %9s  %s\n' case seconds ratio
+    printf '%s\n' "${BB_ROWS[@]}"
+}
+
+# bb_row LABEL VALUE [NOTE]: one line of the closing table.
+bb_row() { BB_ROWS+=("$(printf '%-52s %9s  %s' "$1" "$2" "${3:-}")"); }
+
+# cold, warm (ours and the CLI), skip.
+bb_case_cache() {
+    local work=${DA_BENCH_WORK:-40} ws=$BB_WORK/ws greeting o=$BB_OUT
     greeting=bench-$$-$RANDOM
     mkdir -p "$ws/backend"
     cp -r "$ROOT/tests/fixtures/service" "$ws/backend/auth-service"
     local fixture=(CONTEXT=backend/auth-service DOCKERFILE=backend/auth-service/Dockerfile
         "BUILD-ARGS=BASE=$DA_BASE_IMAGE"$'\n'"GREETING=$greeting"$'\n'"WORK=$work")
-    log "build: dockerd $(docker version --format '{{.Server.Version}}'), registry $DA_REGISTRY, fixture WORK=$work"
-
-    # ---- cold, warm, skip
-    local o=$BB_WORK/out
-    mkdir -p "$o"
     log "cold: build and push from scratch"
     bb_run "$o/cold" "$ws" c1 "${fixture[@]}" CACHE-FROM=none SKIP-EXISTING=false
     [[ $(bb_output "$o/cold" built) == true ]] || die "cold run did not build"
@@ -142,8 +158,43 @@ bench_build() {
     [[ $(bb_output "$o/skip" built) == false ]] || die "the re-run built"
     [[ $(bb_output "$o/skip" digest) == "$(bb_output "$o/warm" digest)" ]] || die "the re-run reported another digest"
     bb_rmi "$DA_REGISTRY/$BB_REPO:w1"
+    bb_rmi "$DA_REGISTRY/$BB_REPO:c1"
 
-    # ---- 20k files / 300 MB context: ours vs the docker CLI
+    # The docker CLI doing the warm case the same way (pull, build --cache-from, push), as the
+    # reference for what the daemon's own steps cost here.
+    log "warm, docker CLI: pull, build --cache-from, push"
+    export DOCKER_CONFIG=$BB_WORK/docker-config
+    docker login -u "$DA_REGISTRY_USER" --password-stdin "$DA_REGISTRY" <<<"$DA_REGISTRY_PASSWORD" >/dev/null 2>&1 ||
+        die "docker login to $DA_REGISTRY failed"
+    echo "changed for the CLI warm run $RANDOM" >"$ws/backend/auth-service/src/main.txt"
+    local t0 cli_warm
+    t0=$(now)
+    {
+        docker pull -q "$DA_REGISTRY/$BB_REPO:c1" &&
+            DOCKER_BUILDKIT=0 docker build -q --cache-from "$DA_REGISTRY/$BB_REPO:c1" \
+                --build-arg "BASE=$DA_BASE_IMAGE" --build-arg "GREETING=$greeting" --build-arg "WORK=$work" \
+                --label "org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567" \
+                --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+                -f "$ws/backend/auth-service/Dockerfile" -t "$DA_REGISTRY/$BB_REPO:cli1" "$ws/backend/auth-service" &&
+            docker push -q "$DA_REGISTRY/$BB_REPO:cli1"
+    } >"$o/cli-warm.log" 2>&1 || die "the CLI warm run failed; see $o/cli-warm.log"
+    cli_warm=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+    docker logout "$DA_REGISTRY" >/dev/null 2>&1 || true
+    unset DOCKER_CONFIG
+    bb_rmi "$DA_REGISTRY/$BB_REPO:cli1"
+    bb_rmi "$DA_REGISTRY/$BB_REPO:c1"
+
+    local cold warm skip
+    cold=$(<"$o/cold.time") warm=$(<"$o/warm.time") skip=$(<"$o/skip.time")
+    bb_row "cold build + push (fixture, WORK=$work)" "$cold"
+    bb_row "warm rebuild + push (cache-from, image removed)" "$warm" "warm/cold $(bb_ratio "$warm" "$cold") (target <= 0.30)"
+    bb_row "warm, docker CLI (pull, build --cache-from, push)" "$cli_warm" "ours/cli $(bb_ratio "$warm" "$cli_warm")"
+    bb_row "re-run of an existing tag (skip-existing)" "$skip" "skip/cold $(bb_ratio "$skip" "$cold")"
+}
+
+# A 20k-file / 300 MB context with `COPY . /ctx`: ours vs the docker CLI.
+bb_case_ctx() {
+    local rounds=${DA_BENCH_ROUNDS:-2} o=$BB_OUT
     local ctx=$BB_WORK/ctx i best_cli='' best_ours='' t hash_cli hash_ours
     log "ctx: generating 20000 files x 15 KB"
     bb_context "$ctx" 20000 15000
@@ -168,7 +219,14 @@ bench_build() {
     done
     rm -rf "$ctx"
 
-    # ---- peak RSS sending 1 GB
+    bb_row "20k files / 300 MB: docker build (CLI, best of $rounds)" "$best_cli"
+    bb_row "20k files / 300 MB: ours (best of $rounds)" "$best_ours" "ours/cli $(bb_ratio "$best_ours" "$best_cli")"
+    bb_row "COPY layer content hash, ours = CLI" "" "$([[ -n $hash_ours && $hash_ours == "$hash_cli" ]] && echo "equal ($hash_ours)" || echo "DIFFERENT: ours $hash_ours cli $hash_cli")"
+}
+
+# Peak RSS of our process sending a 1 GB context.
+bb_case_rss() {
+    local o=$BB_OUT
     local big=$BB_WORK/big rss_kb rss_cli_kb
     log "rss: generating a 1 GB context (64 x 16 MiB)"
     bb_context "$big" 64 16777216
@@ -181,14 +239,5 @@ bench_build() {
     bb_rmi "da-bench-cli-$$:rss"
     rm -rf "$big"
 
-    local cold warm skip
-    cold=$(<"$o/cold.time") warm=$(<"$o/warm.time") skip=$(<"$o/skip.time")
-    printf '\n%-52s %9s  %s\n' case seconds ratio
-    printf '%-52s %9s\n' "cold build + push (fixture, WORK=$work)" "$cold"
-    printf '%-52s %9s  %s\n' "warm rebuild + push (cache-from, image removed)" "$warm" "warm/cold $(bb_ratio "$warm" "$cold") (target <= 0.30)"
-    printf '%-52s %9s  %s\n' "re-run of an existing tag (skip-existing)" "$skip" "skip/cold $(bb_ratio "$skip" "$cold")"
-    printf '%-52s %9s\n' "20k files / 300 MB: docker build (CLI, best of $rounds)" "$best_cli"
-    printf '%-52s %9s  %s\n' "20k files / 300 MB: ours (best of $rounds)" "$best_ours" "ours/cli $(bb_ratio "$best_ours" "$best_cli")"
-    printf '%-52s %9s  %s\n' "COPY layer content hash, ours = CLI" "" "$([[ -n $hash_ours && $hash_ours == "$hash_cli" ]] && echo "equal ($hash_ours)" || echo "DIFFERENT: ours $hash_ours cli $hash_cli")"
-    printf '%-52s %9s  %s\n' "1 GB context: peak RSS of ours (MB)" "$((rss_kb / 1024))" "target <= 64; docker CLI $((rss_cli_kb / 1024)) MB; ours took $(<"$o/rss.time") s"
+    bb_row "1 GB context: peak RSS of ours (MB)" "$((rss_kb / 1024))" "target <= 64; docker CLI $((rss_cli_kb / 1024)) MB; ours took $(<"$o/rss.time") s"
 }
