@@ -401,6 +401,7 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
         // 5. Push with the lease.
         attempts += 1;
         let push_started = Instant::now();
+        let spent = attempts >= opts.max_attempts;
         match remote.push(&repo, commit, tip) {
             Ok(Pushed::Landed) => {
                 println!("attempt {attempts}: pushed {} to {branch}", short(commit));
@@ -412,15 +413,23 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
             }
             Ok(Pushed::Doomed { now: Some(now) }) => {
                 println!(
-                    "attempt {attempts}: {branch} moved to {} before we pushed, refetching",
-                    short(now)
+                    "attempt {attempts}: {branch} moved to {} before we pushed{}",
+                    short(now),
+                    if spent { "" } else { ", refetching" }
                 );
+                if spent {
+                    return Err(gave_up(attempts, "the branch kept moving"));
+                }
             }
             Ok(Pushed::Doomed { now: None }) => {
                 return Err(GitopsError::BranchMissing {
                     url,
                     branch: branch.to_string(),
                 });
+            }
+            Ok(Pushed::Lost) if spent => {
+                println!("attempt {attempts}: lost the race for {branch}");
+                return Err(gave_up(attempts, "the branch kept moving"));
             }
             Ok(Pushed::Lost) => {
                 backoff.pushed(push_started.elapsed());

@@ -209,6 +209,97 @@ fn a_missing_branch_is_an_error_not_a_retry() {
     assert!(err.hint().is_some());
 }
 
+/// Lands a commit on the remote's `main` behind the write-back's back, as a racing job would.
+fn land_competing_commit(remote: &Remote, n: usize) {
+    let other = Workspace::clone_of(remote);
+    std::fs::write(other.path.join(format!("competitor-{n}")), "won\n").unwrap();
+    git(&other.path, &["add", "-A"]);
+    git(&other.path, &["commit", "-qm", &format!("competitor {n}")]);
+    git(
+        &other.path,
+        &["push", "-q", remote.dir.to_str().unwrap(), "HEAD:main"],
+    );
+}
+
+/// Each of the first `losses` edits is followed by a competitor landing first, so that push is
+/// lost; the write-back must re-apply on the new tip and never overwrite what landed.
+fn lose_then_land(
+    remote: &Remote,
+    losses: usize,
+    max_attempts: u32,
+) -> (Result<Outcome, GitopsError>, usize) {
+    let mut calls = 0;
+    let mut edit = |read: &TipReader<'_>| {
+        calls += 1;
+        let mut text = String::from_utf8(read(OVERLAY_FILE).unwrap())?;
+        text.push_str("# v2\n");
+        if calls <= losses {
+            land_competing_commit(remote, calls);
+        }
+        Ok(vec![(OVERLAY_FILE.to_string(), text.into_bytes())])
+    };
+    let opts = WriteBack {
+        max_attempts,
+        ..options(remote)
+    };
+    let result = gitops::write_back(&opts, &mut edit);
+    (result, calls)
+}
+
+fn assert_lost_races_are_retried_on_the_new_tip(remote: &Remote) {
+    let (result, calls) = lose_then_land(remote, 2, 30);
+    let outcome = result.unwrap();
+    assert_eq!((outcome.changed, outcome.attempts, calls), (true, 3, 3));
+    // Both competitors survived: the lease never lets a push overwrite them.
+    assert_eq!(
+        git(&remote.dir, &["log", "--format=%s", "main"]),
+        "chore(staging): update auth-service image to v2\ncompetitor 2\ncompetitor 1\nseed"
+    );
+    assert_eq!(outcome.commit, Some(remote.head()));
+    assert!(remote.overlay().ends_with("# v2"));
+}
+
+fn assert_attempts_are_bounded(remote: &Remote) {
+    let (result, calls) = lose_then_land(remote, usize::MAX, 3);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, GitopsError::GaveUp { attempts: 3, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("after 3 attempts"), "{err}");
+    assert!(err.hint().unwrap().contains("max-attempts"));
+    assert_eq!(calls, 3, "no re-apply once the attempts are spent");
+    assert_eq!(
+        git(&remote.dir, &["log", "-1", "--format=%s", "main"]),
+        "competitor 3"
+    );
+}
+
+#[test]
+fn a_lost_race_over_file_is_retried_on_the_new_tip_without_overwriting_it() {
+    assert_lost_races_are_retried_on_the_new_tip(&Remote::file());
+}
+
+#[test]
+fn attempts_over_file_are_bounded_by_max_attempts() {
+    assert_attempts_are_bounded(&Remote::file());
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn a_lost_race_over_git_daemon_is_retried_on_the_new_tip_without_overwriting_it() {
+    assert_lost_races_are_retried_on_the_new_tip(&Remote::served(
+        "DA_GIT_DAEMON_BASE",
+        "DA_GIT_DAEMON_URL",
+    ));
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn attempts_over_git_daemon_are_bounded_by_max_attempts() {
+    assert_attempts_are_bounded(&Remote::served("DA_GIT_DAEMON_BASE", "DA_GIT_DAEMON_URL"));
+}
+
 /// A git:// URL on a 127.0.0.1 port nobody listens on.
 fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
