@@ -190,6 +190,16 @@ impl GithubEnv {
         self.git_ref.as_deref()?.strip_prefix("refs/heads/")
     }
 
+    /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY`, for the OCI `source` label; only when both look
+    /// like GitHub's (act derives GITHUB_REPOSITORY from any origin URL, git:// included).
+    pub fn source_url(&self) -> Option<String> {
+        let url = self.repository_url()?;
+        let repo = self.repository.as_deref()?;
+        let owner_name = repo.split('/').count() == 2 && !repo.contains(':');
+        let web = url.starts_with("https://") || url.starts_with("http://");
+        (owner_name && web).then(|| url.trim_end_matches(".git").to_string())
+    }
+
     /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY.git`, the fallback remote.
     pub fn repository_url(&self) -> Option<String> {
         let server = self.server_url.as_deref().filter(|s| !s.is_empty())?;
@@ -832,6 +842,26 @@ mod tests {
 
     fn parse(raw: Raw) -> Result<Inputs, InputErrors> {
         Inputs::parse(&raw, Path::new("/ws"))
+    }
+
+    #[test]
+    fn the_source_label_needs_a_web_server_and_an_owner_slash_name_repository() {
+        let env = |server: &str, repo: &str| GithubEnv {
+            server_url: Some(server.into()),
+            repository: Some(repo.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            env("https://github.com", "nova/monorepo")
+                .source_url()
+                .as_deref(),
+            Some("https://github.com/nova/monorepo")
+        );
+        assert_eq!(
+            env("https://github.com", "git://127.0.0.1:9418/x").source_url(),
+            None
+        );
+        assert_eq!(env("", "nova/monorepo").source_url(), None);
     }
 
     #[test]

@@ -173,10 +173,7 @@ async fn build_and_push(
         CacheFrom::None => Vec::new(),
         CacheFrom::Images(refs) => refs.clone(),
     };
-    let source = inputs
-        .github
-        .repository_url()
-        .map(|u| u.trim_end_matches(".git").to_string());
+    let source = inputs.github.source_url();
     let revision = inputs
         .github
         .sha
