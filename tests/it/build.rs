@@ -277,6 +277,30 @@ async fn remove_image(docker: &Docker, image: &str) {
         .unwrap();
 }
 
+/// Removes every local tag of `image`'s repository, so test runs do not pile up images.
+async fn remove_repository(docker: &Docker, image: &str) {
+    let (repository, _) = client::split_tag(image);
+    let filters = HashMap::from([("reference".to_string(), vec![repository.to_string()])]);
+    let options = bollard::query_parameters::ListImagesOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    for listed in docker.list_images(Some(options)).await.unwrap() {
+        for tag in listed.repo_tags {
+            let _ = docker
+                .remove_image(
+                    &tag,
+                    Some(RemoveImageOptions {
+                        force: true,
+                        ..Default::default()
+                    }),
+                    None,
+                )
+                .await;
+        }
+    }
+}
+
 /// `image` under another registry host (the same image id, a second tag).
 async fn retag(docker: &Docker, image: &str, host: &str) -> String {
     let (repository, tag) = client::split_tag(image);
@@ -429,6 +453,7 @@ async fn a_built_image_is_pushed_and_the_registry_serves_the_digest_we_report() 
             .await
             .contains("the service's source")
     );
+    remove_repository(&docker, &image).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,6 +535,7 @@ async fn a_password_whose_standard_base64_has_plus_or_slash_pushes_only_through_
             .unwrap(),
         Some(digest)
     );
+    remove_repository(&docker, &image).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,6 +562,7 @@ async fn a_wrong_password_fails_at_once_with_a_hint_and_no_retries() {
     // One push attempt: the daemon pinged the registry once.
     assert_eq!(proxy.pings(), 1, "push attempts seen by the registry");
     remove_image(&docker, &proxied).await;
+    remove_repository(&docker, &image).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,6 +686,7 @@ async fn a_connection_dropped_by_the_registry_is_retried_and_the_push_succeeds()
         Some(digest)
     );
     remove_image(&docker, &proxied).await;
+    remove_repository(&docker, &image).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -739,6 +767,7 @@ async fn the_registry_reports_an_existing_tag_with_the_pushed_digest_and_a_missi
     assert!(err.to_string().contains("hint: "), "{err}");
     let err = registry::existing_digest(&image, None).await.unwrap_err();
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err:?}");
+    remove_repository(&docker, &image).await;
 }
 
 // ---------------------------------------------------------------- cache
@@ -803,6 +832,7 @@ async fn a_rebuild_from_the_pushed_image_reuses_the_expensive_run_layer() {
         assert_ne!(v1_layers[n - 1], next_layers[n - 1]);
         remove_image(&docker, &next).await;
     }
+    remove_repository(&docker, &first).await;
 }
 
 async fn layers(docker: &Docker, image: &str) -> Vec<String> {
@@ -1174,6 +1204,7 @@ fn the_action_builds_pushes_pins_the_digest_and_a_rerun_skips_the_build() {
         "the daemon tagged no image"
     );
     assert!(again.summary.contains("skipped"), "{}", again.summary);
+    block_on(remove_repository(&docker, &image));
 }
 
 #[test]
@@ -1230,6 +1261,7 @@ fn cache_from_auto_reuses_the_deployed_images_run_layer_after_a_source_change() 
         "{}",
         second.stdout
     );
+    block_on(remove_repository(&docker, &job.image(&s, "t2")));
 }
 
 #[test]
@@ -1260,6 +1292,7 @@ fn dry_run_and_push_false_build_without_pushing_and_say_why_there_is_no_digest()
         .unwrap();
         assert_eq!(exists, None, "{input}: nothing reached the registry");
     }
+    block_on(async { remove_repository(&docker().await, &job.image(&s, "t")).await });
 }
 
 #[test]
@@ -1302,6 +1335,7 @@ fn build_failures_are_one_error_line_naming_the_cause() {
         )),
         "{e}"
     );
+    block_on(async { remove_repository(&docker().await, &job.image(&s, "t")).await });
 }
 
 #[test]
@@ -1347,6 +1381,7 @@ fn push_failures_are_clear_and_bounded() {
         "{}",
         r.all_output()
     );
+    block_on(async { remove_repository(&docker().await, &job.image(&s, "t")).await });
 }
 
 #[test]
