@@ -1,7 +1,8 @@
 //! Git write-back: the fetch → re-apply → commit → push loop that never loses a race.
 //!
 //! Each attempt works in a private bare repository in a temp dir (never the workspace):
-//! 1. fetch the branch tip (depth 1 where the transport allows it);
+//! 1. fetch the branch tip: depth 1 where the transport allows it (file:// does not), and on
+//!    later attempts deep enough to bring the commits other jobs landed meanwhile, which we count;
 //! 2. hand the caller a reader for files at that tip and let it re-apply its pure edit;
 //! 3. nothing to write → done, "already up to date" (so re-runs are no-ops);
 //! 4. otherwise build the commit in memory with exactly that tip as its parent, and push it with
@@ -9,8 +10,12 @@
 //!    negotiation and we fetch again at once.
 //!
 //! A lost compare-and-swap is retried after a contention-adaptive jitter ([`backoff`]); auth
-//! failures, protected branches and declining hooks stop at once; network errors are retried a
-//! few times. The loop is bounded by `max_attempts` and a deadline, and never force-pushes.
+//! failures, protected branches and declining hooks stop at once, with the remote's message;
+//! network errors are retried a few times. The loop is bounded by `max_attempts` and a
+//! deadline, and never force-pushes. Each push attempt prints one line to stdout.
+//!
+//! The token (HTTPS basic auth as `x-access-token`) travels in an `Authorization` header and is
+//! scrubbed from every message; a server that still asks for credentials gets no second try.
 
 mod backoff;
 mod classify;
