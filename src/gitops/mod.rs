@@ -9,7 +9,7 @@
 //!    a lease: if the remote's branch is not that tip any more, the push is aborted during
 //!    negotiation and we fetch again at once.
 //!
-//! A lost compare-and-swap is retried after a contention-adaptive jitter ([`backoff`]); auth
+//! A lost compare-and-swap is retried after a contention-adaptive jitter (see `backoff.rs`); auth
 //! failures, protected branches and declining hooks stop at once, with the remote's message;
 //! network errors are retried a few times. The loop is bounded by `max_attempts` and a
 //! deadline, and never force-pushes. Each push attempt prints one line to stdout.
