@@ -163,7 +163,8 @@ fn a_local_run_prints_outputs_instead_of_writing_the_output_file() {
 
 #[test]
 fn the_readme_tables_list_every_input_with_its_default_and_every_output() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let doc = action_yml();
     for (name, spec) in doc["inputs"].as_hash().unwrap() {
         let name = name.as_str().unwrap();
@@ -173,10 +174,19 @@ fn the_readme_tables_list_every_input_with_its_default_and_every_output() {
             .find(|l| l.starts_with(&format!("| `{name}`")))
             .unwrap_or_else(|| panic!("README has no row for input {name}"));
         let shown = row.split(" | ").nth(1).unwrap().trim();
-        let expected = if default.is_empty() { String::new() } else { format!("`{default}`") };
+        let expected = if default.is_empty() {
+            String::new()
+        } else {
+            format!("`{default}`")
+        };
         assert_eq!(shown, expected, "README default of {name}");
     }
     for out in keys(&doc["outputs"]) {
-        assert!(readme.lines().any(|l| l.starts_with(&format!("| `{out}` |"))), "README has no row for output {out}");
+        assert!(
+            readme
+                .lines()
+                .any(|l| l.starts_with(&format!("| `{out}` |"))),
+            "README has no row for output {out}"
+        );
     }
 }

@@ -60,7 +60,9 @@ pub fn seed_kustomization() -> String {
         "# Nova staging overlay\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../../base\nimages:\n",
     );
     for n in names {
-        s.push_str(&format!("  - name: {n}\n    newName: registry.local/nova/{n}\n    newTag: seed\n"));
+        s.push_str(&format!(
+            "  - name: {n}\n    newName: registry.local/nova/{n}\n    newTag: seed\n"
+        ));
     }
     s
 }
@@ -102,7 +104,11 @@ impl Remote {
         let dir = tmp.path().join("remote.git");
         let url = format!("file://{}", dir.display());
         Self::init(&dir);
-        Remote { _tmp: Some(tmp), dir, url }
+        Remote {
+            _tmp: Some(tmp),
+            dir,
+            url,
+        }
     }
 
     /// A bare repo inside a directory that a server exports; `url_base` is how that server names it.
@@ -111,7 +117,11 @@ impl Remote {
         let name = format!("t{}-{}.git", std::process::id(), unique());
         let dir = base.join(&name);
         Self::init(&dir);
-        Remote { _tmp: None, dir, url: format!("{}/{}", service_env(url_var), name) }
+        Remote {
+            _tmp: None,
+            dir,
+            url: format!("{}/{}", service_env(url_var), name),
+        }
     }
 
     fn init(dir: &Path) {
@@ -150,14 +160,19 @@ impl Remote {
 
     /// Number of commits on `main`, the seed included.
     pub fn commit_count(&self) -> usize {
-        git(&self.dir, &["rev-list", "--count", "main"]).parse().unwrap()
+        git(&self.dir, &["rev-list", "--count", "main"])
+            .parse()
+            .unwrap()
     }
 }
 
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     t ^ (N.fetch_add(1, Ordering::Relaxed) << 48)
 }
 
@@ -171,7 +186,10 @@ impl Workspace {
     pub fn clone_of(remote: &Remote) -> Workspace {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("ws");
-        git(tmp.path(), &["clone", "-q", remote.dir.to_str().unwrap(), "ws"]);
+        git(
+            tmp.path(),
+            &["clone", "-q", remote.dir.to_str().unwrap(), "ws"],
+        );
         git(&path, &["remote", "set-url", "origin", &remote.url]);
         Workspace { _tmp: tmp, path }
     }
@@ -203,12 +221,26 @@ impl Run {
     }
 
     pub fn output(&self, key: &str) -> &str {
-        self.outputs.get(key).map(String::as_str).unwrap_or_else(|| panic!("no output {key:?} in {:?}\n{}", self.outputs, self.all_output()))
+        self.outputs
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no output {key:?} in {:?}\n{}",
+                    self.outputs,
+                    self.all_output()
+                )
+            })
     }
 
     #[track_caller]
     pub fn assert_ok(&self) -> &Self {
-        assert!(self.success(), "deploy-action failed ({:?}):\n{}", self.code, self.all_output());
+        assert!(
+            self.success(),
+            "deploy-action failed ({:?}):\n{}",
+            self.code,
+            self.all_output()
+        );
         self
     }
 }
@@ -247,7 +279,10 @@ impl Action {
 
     /// Sets `INPUT_<NAME>` the way the runner names it (upper-cased, hyphens kept).
     pub fn input(mut self, name: &str, value: &str) -> Self {
-        self.cmd.env(format!("INPUT_{}", name.to_uppercase().replace(' ', "_")), value);
+        self.cmd.env(
+            format!("INPUT_{}", name.to_uppercase().replace(' ', "_")),
+            value,
+        );
         self
     }
 
@@ -280,7 +315,10 @@ impl Action {
     pub fn spawn(mut self) -> Spawned {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = self.cmd.spawn().expect("binary starts");
-        Spawned { child, dir: self.dir }
+        Spawned {
+            child,
+            dir: self.dir,
+        }
     }
 
     pub fn run(self) -> Run {
@@ -295,8 +333,14 @@ pub struct Spawned {
 
 impl Spawned {
     pub fn wait(self) -> Run {
-        let Output { status, stdout, stderr } = self.child.wait_with_output().unwrap();
-        let outputs = parse_github_output(&std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default());
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self.child.wait_with_output().unwrap();
+        let outputs = parse_github_output(
+            &std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default(),
+        );
         let summary = std::fs::read_to_string(self.dir.path().join("summary")).unwrap_or_default();
         Run {
             code: status.code(),
