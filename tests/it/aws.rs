@@ -16,7 +16,7 @@ use deploy_action::report::Failure;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::oidc::{self, OidcServer, Response, Stub};
-use crate::support::{Action, Remote, Run, Workspace, service_env};
+use crate::support::{Action, Remote, Run, Workspace, copy_dir, service_env};
 
 const REGION: &str = "eu-west-1";
 /// moto's account for credentials it did not issue.
@@ -885,19 +885,6 @@ fn the_action_builds_and_pushes_with_the_ecr_token_and_creates_the_repository_wi
         repo.image_tag_mutability(),
         Some(&aws_sdk_ecr::types::ImageTagMutability::Mutable)
     );
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ use deploy_action::registry::{self, RegistryError};
 use futures_util::StreamExt;
 use secrecy::SecretString;
 
-use crate::support::{Action, Remote, Run, Workspace, service_env};
+use crate::support::{Action, Remote, Run, Workspace, copy_dir, service_env};
 
 /// The components `scripts/test.sh` started, from the variables it exported.
 struct Services {
@@ -105,19 +105,6 @@ fn fixture() -> Fixture {
         &dir,
     );
     Fixture { _tmp: tmp, dir }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// The fixture's build for `image`; `greeting` keys the RUN step's cache, so a fresh value
