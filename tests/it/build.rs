@@ -1191,6 +1191,32 @@ fn the_action_builds_pushes_pins_the_digest_and_a_rerun_skips_the_build() {
         "the daemon tagged no image"
     );
     assert!(again.summary.contains("skipped"), "{}", again.summary);
+
+    // Promotion (build: false) with pin-digest asks the registry for the digest; a tag the
+    // registry lacks fails clearly and leaves the branch alone.
+    let head = job.remote.head();
+    let promote = |tag: &str| {
+        run(
+            job.action(&s, tag)
+                .input("build", "false")
+                .input("pin-digest", "true"),
+            &s,
+        )
+    };
+    let missing = promote("never-pushed");
+    assert_eq!(missing.code, Some(1), "{}", missing.all_output());
+    assert!(
+        missing
+            .stdout
+            .contains("is not in the registry, so there is no digest to pin"),
+        "{}",
+        missing.stdout
+    );
+    assert_eq!(job.remote.head(), head);
+    let promoted = promote("t1");
+    promoted.assert_ok();
+    assert_eq!(promoted.output("digest"), digest);
+    assert_eq!(promoted.output("built"), "false");
     block_on(remove_repository(&docker, &image));
 }
 
