@@ -105,16 +105,19 @@ pub async fn run(inputs: Inputs, runner: &Runner) -> Result<Report> {
 /// AWS is needed for the default (ECR) registry's name, and for ECR credentials when an image
 /// is built or its digest looked up without an explicit username.
 fn needs_aws(inputs: &Inputs) -> bool {
-    let registry_access =
-        inputs.build.is_some() || inputs.set_image.as_ref().is_some_and(|s| s.pin_digest);
     match &inputs.registry {
         Registry::EcrDefault => true,
         Registry::Host(h) => {
-            registry_access
+            needs_registry(inputs)
                 && inputs.registry_login.is_none()
                 && (Registry::is_ecr_host(h) || inputs.aws.role_to_assume.is_some())
         }
     }
+}
+
+/// The registry is talked to when an image is built, or when a promotion pins its digest.
+fn needs_registry(inputs: &Inputs) -> bool {
+    inputs.build.is_some() || inputs.set_image.as_ref().is_some_and(|s| s.pin_digest)
 }
 
 async fn registry_credentials(
@@ -128,10 +131,8 @@ async fn registry_credentials(
             password: login.password.clone(),
         }));
     }
-    let registry_access =
-        inputs.build.is_some() || inputs.set_image.as_ref().is_some_and(|s| s.pin_digest);
     match aws {
-        Some(a) if registry_access => {
+        Some(a) if needs_registry(inputs) => {
             let login = a.ecr_login(runner).await?;
             Ok(Some(Credentials {
                 username: login.username,
