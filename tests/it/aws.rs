@@ -16,7 +16,7 @@ use deploy_action::report::Failure;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::oidc::{self, OidcServer, Response, Stub};
-use crate::support::{Action, Remote, Run, Workspace, copy_dir, service_env};
+use crate::support::{Action, Remote, Run, Workspace, copy_dir, error_line, service_env};
 
 const REGION: &str = "eu-west-1";
 /// moto's account for credentials it did not issue.
@@ -719,20 +719,6 @@ fn assert_masks_hold(run: &Run) -> Vec<String> {
         }
     }
     masked
-}
-
-/// The `::error::` line of a failed run, unescaped.
-#[track_caller]
-fn error_line(run: &Run) -> String {
-    assert!(!run.success(), "expected a failure:\n{}", run.all_output());
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("::error"))
-        .unwrap_or_else(|| panic!("no ::error:: line:\n{}", run.all_output()));
-    line.replace("%0A", "\n")
-        .replace("%0D", "\r")
-        .replace("%25", "%")
 }
 
 /// The action as a workflow calls it for auth-service: AWS through `AWS_ENDPOINT_URL` (moto or

@@ -23,7 +23,7 @@ use deploy_action::registry::{self, RegistryError};
 use futures_util::StreamExt;
 use secrecy::SecretString;
 
-use crate::support::{Action, Remote, Run, Workspace, copy_dir, service_env};
+use crate::support::{Action, Remote, Run, Workspace, copy_dir, error_line, service_env};
 
 /// The components `scripts/test.sh` started, from the variables it exported.
 struct Services {
@@ -1068,19 +1068,6 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(f)
-}
-
-/// The `::error::` line of a failed run, unescaped.
-fn error_line(run: &Run) -> String {
-    assert!(!run.success(), "expected a failure:\n{}", run.all_output());
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("::error"))
-        .unwrap_or_else(|| panic!("no ::error:: line:\n{}", run.all_output()));
-    line.replace("%0A", "\n")
-        .replace("%0D", "\r")
-        .replace("%25", "%")
 }
 
 fn now_since() -> String {

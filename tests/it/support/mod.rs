@@ -32,6 +32,20 @@ pub fn service_env(name: &str) -> String {
     })
 }
 
+/// The one `::error::` line of a failed run, with the runner's escapes undone.
+#[track_caller]
+pub fn error_line(run: &Run) -> String {
+    assert!(!run.success(), "expected a failure:\n{}", run.all_output());
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("::error"))
+        .unwrap_or_else(|| panic!("no ::error:: line:\n{}", run.all_output()));
+    line.replace("%0A", "\n")
+        .replace("%0D", "\r")
+        .replace("%25", "%")
+}
+
 /// Copies a directory tree (fixtures into scratch workspaces).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
