@@ -50,7 +50,8 @@ start_docker() {
     # Another dockerd (say, another checkout's) holding our data root: reuse it if healthy.
     local other cmdline host
     for other in /proc/[0-9]*/cmdline; do
-        cmdline=$(tr '\0' ' ' <"$other" 2>/dev/null) || continue
+        # 2>/dev/null first: a process gone since the glob must not print an error.
+        cmdline=$(tr '\0' ' ' 2>/dev/null <"$other") || continue
         [[ $cmdline == "dockerd "*"--data-root $DOCKER_DATA_ROOT "* ]] || continue
         other=${other#/proc/}
         other=${other%/cmdline}
