@@ -23,6 +23,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+DA_LOG_TAG=bench
 OVERLAY=k8s/infrastructure/overlays/staging
 FILE=$OVERLAY/kustomization.yaml
 HOOK=${DA_BENCH_HOOK:-sleep 0.3}
@@ -33,13 +36,27 @@ usage() {
     exit 2
 }
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-    log "$*"
-    exit 1
+# BIN: DA_BENCH_BIN, else a release build of this checkout.
+bench_bin() {
+    if [[ -n ${DA_BENCH_BIN:-} ]]; then
+        BIN=$DA_BENCH_BIN
+    else
+        da_log "building the release binary"
+        (cd "$ROOT" && cargo build --release --quiet --bin deploy-action)
+        BIN=$ROOT/target/release/deploy-action
+    fi
+    [[ -x $BIN ]] || da_die "no binary at $BIN"
 }
 
-now() { date +%s.%N; }
+# drop_scratch DIR: removes DIR, or with DA_BENCH_KEEP=1 keeps it and says where.
+drop_scratch() {
+    [[ -n $1 ]] || return 0
+    if [[ ${DA_BENCH_KEEP:-0} != 1 ]]; then
+        rm -rf "$1"
+    else
+        da_log "kept $1"
+    fi
+}
 
 # ---------------------------------------------------------------- setup
 
@@ -50,21 +67,15 @@ cleanup() {
         kill "$DAEMON_PID" 2>/dev/null || true
         wait "$DAEMON_PID" 2>/dev/null || true
     fi
-    if [[ -n $WORK && ${DA_BENCH_KEEP:-0} != 1 ]]; then
-        rm -rf "$WORK"
-    elif [[ -n $WORK ]]; then
-        log "kept $WORK"
-    fi
+    drop_scratch "$WORK"
 }
 
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 start_daemon() {
-    local port tries=0
+    local port
     port=$(free_port)
     mkdir -p "$WORK/git"
     # --max-connections=0: the default (32) makes git daemon kill a connection from the same
@@ -73,13 +84,9 @@ start_daemon() {
         --export-all --enable=receive-pack --max-connections=0 "$WORK/git" \
         >"$WORK/git-daemon.log" 2>&1 &
     DAEMON_PID=$!
-    until port_open "$port"; do
-        kill -0 "$DAEMON_PID" 2>/dev/null || die "git daemon did not start: $(cat "$WORK/git-daemon.log")"
-        ((++tries < 200)) || die "git daemon did not open port $port"
-        sleep 0.05
-    done
+    da_wait "git daemon" 10 "$WORK/git-daemon.log" "$DAEMON_PID" da_port_open "$port"
     URL_BASE=git://127.0.0.1:$port
-    log "git daemon on $URL_BASE (pid $DAEMON_PID)"
+    da_log "git daemon on $URL_BASE (pid $DAEMON_PID)"
 }
 
 job_name() { printf 'job-%02d-service' "$1"; }
@@ -206,17 +213,17 @@ run_method() { # method round
     done
     # Wait until every job is at the barrier (cheap: N tiny files).
     until (($(find "$WORK/ready/$id" -type f | wc -l) == N)); do sleep 0.01; done
-    t0=$(now)
+    t0=$(da_now_ms)
     printf '\n%.0s' $(seq "$N") >&3
     for i in "${pids[@]}"; do wait "$i" || true; done
-    t1=$(now)
+    t1=$(da_now_ms)
     exec 3>&-
     rm -f "$go"
     report "$m" "$id" "$t0" "$t1"
 }
 
 declare -A WALLS
-report() { # method run t0 t1
+report() { # method run t0_ms t1_ms
     local m=$1 id=$2 text landed=0 failed=0 attempts=0 most=0 i rc n commits wall
     text=$(git -C "$WORK/git/$id.git" show "main:$FILE")
     for ((i = 0; i < N; i++)); do
@@ -227,7 +234,7 @@ report() { # method run t0 t1
         ((${n:-0} > most)) && most=${n:-0}
     done
     commits=$(($(git -C "$WORK/git/$id.git" rev-list --count main) - 1))
-    wall=$(awk -v a="$3" -v b="$4" 'BEGIN { printf "%.2f", b - a }')
+    wall=$(da_secs "$3" "$4")
     WALLS[$m]+="$wall "
     printf '%-8s %6s %7s %9s %9s %8s %8s\n' "$m" "$landed/$N" "$failed" "$attempts" "$most" "$commits" "$wall"
 }
@@ -236,25 +243,18 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR 
 
 race() {
     N=${1:-32}
-    if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 100)); then die "N must be 1..100, got $N"; fi
+    if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 100)); then da_die "N must be 1..100, got $N"; fi
     local rounds=${DA_BENCH_ROUNDS:-1}
-    [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "DA_BENCH_ROUNDS must be a positive number, got $rounds"
-    command -v git >/dev/null || die "git is needed"
-    if [[ -n ${DA_BENCH_BIN:-} ]]; then
-        BIN=$DA_BENCH_BIN
-    else
-        log "building the release binary"
-        (cd "$ROOT" && cargo build --release --quiet --bin deploy-action)
-        BIN=$ROOT/target/release/deploy-action
-    fi
-    [[ -x $BIN ]] || die "no binary at $BIN"
+    [[ $rounds =~ ^[1-9][0-9]*$ ]] || da_die "DA_BENCH_ROUNDS must be a positive number, got $rounds"
+    command -v git >/dev/null || da_die "git is needed"
+    bench_bin
 
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/da-bench.XXXXXX")
     trap cleanup EXIT
     trap 'exit 130' INT TERM
     start_daemon
 
-    log "race: $N jobs, pre-receive hook \`$HOOK\`, methods: $METHODS, rounds: $rounds"
+    da_log "race: $N jobs, pre-receive hook \`$HOOK\`, methods: $METHODS, rounds: $rounds"
     printf '%-8s %6s %7s %9s %9s %8s %8s\n' method landed failed attempts max/job commits wall_s
     local m r ours base
     for ((r = 1; r <= rounds; r++)); do

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # `scripts/bench.sh build`: the build half's numbers, printed as ratios in one invocation.
-# Sourced by scripts/bench.sh (which sets ROOT, log, die, now). Every case runs the real
-# binary with INPUT_* env as a workflow would (set-image: false, so no git), against the
-# dockerd and registry of scripts/services.sh:
+# Sourced by scripts/bench.sh (which sources lib/common.sh and sets ROOT, bench_bin and
+# drop_scratch). Every case runs the real binary with INPUT_* env as a workflow would
+# (set-image: false, so no git), against the dockerd and registry of scripts/services.sh:
 #
 #   cold   the fixture service (tests/fixtures/service, RUN step of WORK rounds) built from
 #          scratch and pushed
@@ -24,11 +24,7 @@ BB_WORK=
 BB_LEASED=0
 
 bb_cleanup() {
-    if [[ -n $BB_WORK && ${DA_BENCH_KEEP:-0} != 1 ]]; then
-        rm -rf "$BB_WORK"
-    elif [[ -n $BB_WORK ]]; then
-        log "kept $BB_WORK"
-    fi
+    drop_scratch "$BB_WORK"
     if ((BB_LEASED)); then
         DA_SERVICES_LEASE=$$ bash "$ROOT/scripts/services.sh" stop >/dev/null 2>&1 || true
     fi
@@ -36,24 +32,24 @@ bb_cleanup() {
 
 bb_services() {
     if ! bash "$ROOT/scripts/services.sh" status >/dev/null 2>&1; then
-        log "starting the services (scripts/services.sh start, lease $$)"
+        da_log "starting the services (scripts/services.sh start, lease $$)"
         DA_SERVICES_LEASE=$$ bash "$ROOT/scripts/services.sh" start >&2
         BB_LEASED=1
     fi
     # shellcheck source=/dev/null
     source "$ROOT/.da-services/env"
-    docker info >/dev/null 2>&1 || die "dockerd at $DOCKER_HOST does not answer"
+    docker info >/dev/null 2>&1 || da_die "dockerd at $DOCKER_HOST does not answer"
 }
 
 # bb_run OUT WS TAG [NAME=VALUE...]: one run of the action; extra inputs as NAME=VALUE.
 # Writes OUT.log and OUT.output, and the wall seconds to OUT.time. Fails on a failed run.
 bb_run() {
-    local out=$1 ws=$2 tag=$3 kv t0 t1 rc=0
+    local out=$1 ws=$2 tag=$3 kv t0 rc=0
     shift 3
     local inputs=() timer=()
     for kv in "$@"; do inputs+=("INPUT_${kv%%=*}=${kv#*=}"); done
     [[ -z ${BB_TIME:-} ]] || timer=(/usr/bin/time -v -o "$out.rusage")
-    t0=$(now)
+    t0=$(da_now_ms)
     env -i PATH="$PATH" HOME="$BB_WORK" DOCKER_HOST="$DOCKER_HOST" GITHUB_ACTIONS=true \
         GITHUB_WORKSPACE="$ws" GITHUB_SHA=0123456789abcdef0123456789abcdef01234567 \
         GITHUB_REF=refs/heads/main GITHUB_OUTPUT="$out.output" GITHUB_STEP_SUMMARY="$out.summary" \
@@ -61,11 +57,10 @@ bb_run() {
         "INPUT_REGISTRY-USERNAME=$DA_REGISTRY_USER" "INPUT_REGISTRY-PASSWORD=$DA_REGISTRY_PASSWORD" \
         INPUT_REPOSITORY="$BB_REPO" "INPUT_SET-IMAGE=false" "${inputs[@]}" \
         "${timer[@]}" "$BIN" >"$out.log" 2>&1 || rc=$?
-    t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }' >"$out.time"
+    printf '%s\n' "$(da_secs "$t0" "$(da_now_ms)")" >"$out.time"
     ((rc == 0)) || {
-        tail -n 30 "$out.log" >&2
-        die "run $out failed (exit $rc); see $out.log"
+        da_tail "$out.log"
+        da_die "run $out failed (exit $rc); see $out.log"
     }
 }
 
@@ -103,16 +98,9 @@ PY
 bb_copy_hash() { docker history --no-trunc --format '{{.CreatedBy}}' "$1" | sed -n 's/.*COPY dir:\([0-9a-f]*\) in .*/\1/p' | head -n 1; }
 
 bench_build() {
-    command -v docker >/dev/null || die "the docker CLI is needed"
-    [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed (apt-get install time)"
-    if [[ -n ${DA_BENCH_BIN:-} ]]; then
-        BIN=$DA_BENCH_BIN
-    else
-        log "building the release binary"
-        (cd "$ROOT" && cargo build --release --quiet --bin deploy-action)
-        BIN=$ROOT/target/release/deploy-action
-    fi
-    [[ -x $BIN ]] || die "no binary at $BIN"
+    command -v docker >/dev/null || da_die "the docker CLI is needed"
+    [[ -x /usr/bin/time ]] || da_die "/usr/bin/time is needed (apt-get install time)"
+    bench_bin
     BB_WORK=$(mktemp -d "${TMPDIR:-/tmp}/da-bench-build.XXXXXX")
     trap bb_cleanup EXIT
     trap 'exit 130' INT TERM
@@ -123,11 +111,11 @@ bench_build() {
     BB_OUT=$BB_WORK/out
     BB_ROWS=()
     mkdir -p "$BB_OUT"
-    log "build: dockerd $(docker version --format '{{.Server.Version}}'), registry $DA_REGISTRY, cases: $cases"
+    da_log "build: dockerd $(docker version --format '{{.Server.Version}}'), registry $DA_REGISTRY, cases: $cases"
     for c in $cases; do
         case $c in
         cache | ctx | rss) "bb_case_$c" ;;
-        *) die "unknown case $c (cache, ctx, rss)" ;;
+        *) da_die "unknown case $c (cache, ctx, rss)" ;;
         esac
     done
     printf '\n%-52s %9s  %s\n' case seconds ratio
@@ -145,30 +133,30 @@ bb_case_cache() {
     cp -r "$ROOT/tests/fixtures/service" "$ws/backend/auth-service"
     local fixture=(CONTEXT=backend/auth-service DOCKERFILE=backend/auth-service/Dockerfile
         "BUILD-ARGS=BASE=$DA_BASE_IMAGE"$'\n'"GREETING=$greeting"$'\n'"WORK=$work")
-    log "cold: build and push from scratch"
+    da_log "cold: build and push from scratch"
     bb_run "$o/cold" "$ws" c1 "${fixture[@]}" CACHE-FROM=none SKIP-EXISTING=false
-    [[ $(bb_output "$o/cold" built) == true ]] || die "cold run did not build"
+    [[ $(bb_output "$o/cold" built) == true ]] || da_die "cold run did not build"
     bb_rmi "$DA_REGISTRY/$BB_REPO:c1"
     echo "changed for the warm run $RANDOM" >"$ws/backend/auth-service/src/main.txt"
-    log "warm: image removed locally, one source file changed, cache-from the pushed image"
+    da_log "warm: image removed locally, one source file changed, cache-from the pushed image"
     bb_run "$o/warm" "$ws" w1 "${fixture[@]}" "CACHE-FROM=$DA_REGISTRY/$BB_REPO:c1" SKIP-EXISTING=false
-    grep -q -- '---> Using cache' "$o/warm.log" || die "warm run used no cache; see $o/warm.log"
-    log "skip: the warm tag again, skip-existing: true"
+    grep -q -- '---> Using cache' "$o/warm.log" || da_die "warm run used no cache; see $o/warm.log"
+    da_log "skip: the warm tag again, skip-existing: true"
     bb_run "$o/skip" "$ws" w1 "${fixture[@]}" "CACHE-FROM=$DA_REGISTRY/$BB_REPO:c1" SKIP-EXISTING=true
-    [[ $(bb_output "$o/skip" built) == false ]] || die "the re-run built"
-    [[ $(bb_output "$o/skip" digest) == "$(bb_output "$o/warm" digest)" ]] || die "the re-run reported another digest"
+    [[ $(bb_output "$o/skip" built) == false ]] || da_die "the re-run built"
+    [[ $(bb_output "$o/skip" digest) == "$(bb_output "$o/warm" digest)" ]] || da_die "the re-run reported another digest"
     bb_rmi "$DA_REGISTRY/$BB_REPO:w1"
     bb_rmi "$DA_REGISTRY/$BB_REPO:c1"
 
     # The docker CLI doing the warm case the same way (pull, build --cache-from, push), as the
     # reference for what the daemon's own steps cost here.
-    log "warm, docker CLI: pull, build --cache-from, push"
+    da_log "warm, docker CLI: pull, build --cache-from, push"
     export DOCKER_CONFIG=$BB_WORK/docker-config
     docker login -u "$DA_REGISTRY_USER" --password-stdin "$DA_REGISTRY" <<<"$DA_REGISTRY_PASSWORD" >/dev/null 2>&1 ||
-        die "docker login to $DA_REGISTRY failed"
+        da_die "docker login to $DA_REGISTRY failed"
     echo "changed for the CLI warm run $RANDOM" >"$ws/backend/auth-service/src/main.txt"
     local t0 cli_warm
-    t0=$(now)
+    t0=$(da_now_ms)
     {
         docker pull -q "$DA_REGISTRY/$BB_REPO:c1" &&
             DOCKER_BUILDKIT=0 docker build -q --cache-from "$DA_REGISTRY/$BB_REPO:c1" \
@@ -177,8 +165,8 @@ bb_case_cache() {
                 --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
                 -f "$ws/backend/auth-service/Dockerfile" -t "$DA_REGISTRY/$BB_REPO:cli1" "$ws/backend/auth-service" &&
             docker push -q "$DA_REGISTRY/$BB_REPO:cli1"
-    } >"$o/cli-warm.log" 2>&1 || die "the CLI warm run failed; see $o/cli-warm.log"
-    cli_warm=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+    } >"$o/cli-warm.log" 2>&1 || da_die "the CLI warm run failed; see $o/cli-warm.log"
+    cli_warm=$(da_secs "$t0" "$(da_now_ms)")
     docker logout "$DA_REGISTRY" >/dev/null 2>&1 || true
     unset DOCKER_CONFIG
     bb_rmi "$DA_REGISTRY/$BB_REPO:cli1"
@@ -196,21 +184,21 @@ bb_case_cache() {
 bb_case_ctx() {
     local rounds=${DA_BENCH_ROUNDS:-2} o=$BB_OUT
     local ctx=$BB_WORK/ctx i best_cli='' best_ours='' t hash_cli hash_ours
-    log "ctx: generating 20000 files x 15 KB"
+    da_log "ctx: generating 20000 files x 15 KB"
     bb_context "$ctx" 20000 15000
     printf 'FROM %s\nCOPY . /ctx\n' "$DA_BASE_IMAGE" >"$ctx/Dockerfile"
     for ((i = 1; i <= rounds; i++)); do
-        log "ctx round $i/$rounds: docker build (classic builder)"
+        da_log "ctx round $i/$rounds: docker build (classic builder)"
         # The same two LABEL steps ours gets (revision, created), so both do the same work.
         /usr/bin/time -f %e -o "$o/cli.time" env DOCKER_BUILDKIT=0 docker build -q -t "da-bench-cli-$$:1" \
             --label "org.opencontainers.image.revision=0123456789abcdef0123456789abcdef01234567" \
             --label "org.opencontainers.image.created=$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ctx" \
-            >/dev/null 2>"$o/cli.err" || die "docker build failed: $(tail -n 5 "$o/cli.err")"
+            >/dev/null 2>"$o/cli.err" || da_die "docker build failed: $(tail -n 5 "$o/cli.err")"
         t=$(tail -n 1 "$o/cli.time")
         hash_cli=$(bb_copy_hash "da-bench-cli-$$:1")
         bb_rmi "da-bench-cli-$$:1"
         [[ -z $best_cli ]] || awk -v a="$t" -v b="$best_cli" 'BEGIN { exit !(a < b) }' && best_cli=$t
-        log "ctx round $i/$rounds: ours"
+        da_log "ctx round $i/$rounds: ours"
         bb_run "$o/ctx$i" "$ctx" "ctx$i" PUSH=false SKIP-EXISTING=false CACHE-FROM=none
         t=$(<"$o/ctx$i.time")
         hash_ours=$(bb_copy_hash "$DA_REGISTRY/$BB_REPO:ctx$i")
@@ -228,7 +216,7 @@ bb_case_ctx() {
 bb_case_rss() {
     local o=$BB_OUT
     local big=$BB_WORK/big rss_kb rss_cli_kb
-    log "rss: generating a 1 GB context (64 x 16 MiB)"
+    da_log "rss: generating a 1 GB context (64 x 16 MiB)"
     bb_context "$big" 64 16777216
     printf 'FROM %s\nLABEL bench=rss\n' "$DA_BASE_IMAGE" >"$big/Dockerfile"
     BB_TIME=1 bb_run "$o/rss" "$big" rss PUSH=false SKIP-EXISTING=false CACHE-FROM=none

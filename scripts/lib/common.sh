@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by scripts/services.sh and scripts/test.sh: logging, timing,
-# bounded polling, and pidfile-tracked background processes.
+# Helpers shared by the scripts (services, test, bench, demo, image): logging,
+# timing, bounded polling, and pidfile-tracked background processes.
 
 da_log() { printf '[%s %(%H:%M:%S)T] %s\n' "${DA_LOG_TAG:-services}" -1 "$*" >&2; }
 da_die() {
@@ -14,6 +14,11 @@ da_now_ms() { echo $(($(date +%s%N) / 1000000)); }
 da_since() {
     local ms=$(($(da_now_ms) - $1))
     printf '%d.%01ds' $((ms / 1000)) $(((ms % 1000) / 100))
+}
+# Seconds from START_MS to END_MS, rounded to two decimals, no unit: for tables.
+da_secs() {
+    local cs=$((($2 - $1 + 5) / 10))
+    printf '%d.%02d' $((cs / 100)) $((cs % 100))
 }
 
 # Single-quotes a value for a sourceable env file.
