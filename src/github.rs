@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::failure::Failure;
 use crate::inputs::env;
 
 /// Where workflow commands and file commands go for this process.
@@ -55,17 +56,24 @@ impl Runner {
         }
     }
 
-    /// One `::error::` line; `message` may span lines (they are escaped into one command).
-    pub fn error(&self, message: &str, file: Option<&str>, line: Option<usize>) {
+    /// One `::error::` line (the hint on a second line, escaped into the same command), with
+    /// the file and line as the command's properties.
+    pub fn error(&self, failure: &Failure) {
         if self.actions {
-            line_out(&format_command("error", &location(file, line), message));
-        } else {
-            let at = match (file, line) {
-                (Some(f), Some(l)) => format!("{f}:{l}: "),
-                (Some(f), None) => format!("{f}: "),
-                _ => String::new(),
+            let (file, line) = match &failure.location {
+                Some(l) => (Some(l.file.as_str()), l.line),
+                None => (None, None),
             };
-            let text = format!("error: {at}{message}");
+            line_out(&format_command(
+                "error",
+                &location(file, line),
+                &failure.text(),
+            ));
+        } else {
+            let text = match &failure.hint {
+                Some(h) => format!("error: {}\nhint: {h}", failure.located_message()),
+                None => format!("error: {}", failure.located_message()),
+            };
             // Locally the error goes to stderr like any CLI.
             let _ = writeln!(std::io::stderr().lock(), "{text}");
         }

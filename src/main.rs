@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use deploy_action::failure::Failure;
 use deploy_action::github::Runner;
 use deploy_action::inputs::{Inputs, Raw};
-use deploy_action::report::Failure;
 use deploy_action::{kustomize, pipeline};
 
 /// Build, push and roll out one service image through a Kustomize overlay in git.
@@ -42,8 +42,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let f = Failure::of(&err);
-            runner.error(&f.text(), f.file.as_deref(), f.line);
+            runner.error(&Failure::of(&err));
             ExitCode::FAILURE
         }
     }
@@ -55,27 +54,15 @@ fn run_job(runner: &Runner) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(pipeline::run(inputs, runner))?;
+    let report = rt.block_on(pipeline::run(&inputs, runner))?;
     runner.set_outputs(&report.outputs())?;
     runner.summary(&report.summary_markdown())?;
     Ok(())
 }
 
 fn set_image(dir: &std::path::Path, specs: &[String]) -> anyhow::Result<()> {
-    let mut parsed = Vec::new();
-    let mut bad = Vec::new();
-    for s in specs {
-        match kustomize::parse_spec(s) {
-            Ok(p) => parsed.push(p),
-            Err(e) => bad.push(e.to_string()),
-        }
-    }
-    if !bad.is_empty() {
-        return Err(Failure::new(bad.join("\n"))
-            .hint("SPEC is name=newName:tag@digest, name:tag or name@digest")
-            .into());
-    }
-    let changed = kustomize::set_image_in_dir(dir, &parsed).map_err(Failure::from)?;
+    let specs = kustomize::parse_specs(specs)?;
+    let changed = kustomize::set_image_in_dir(dir, &specs)?;
     println!(
         "{}",
         if changed {

@@ -1,6 +1,10 @@
-//! What the job reports: the step outputs and the markdown summary with seconds per stage.
+//! What the job reports, assembled from the stages' values at the end: the step outputs and the
+//! markdown summary with seconds per stage.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::inputs::Inputs;
+use crate::pipeline::{Deployed, Image, Target};
 
 /// Every step output, in the contract's order; `action.yml` declares exactly these (a test checks).
 pub const OUTPUTS: &[&str] = &[
@@ -19,6 +23,8 @@ pub const OUTPUTS: &[&str] = &[
 pub struct Report {
     pub service: String,
     pub image: String,
+    /// `registry/repository@digest`.
+    pub image_ref: Option<String>,
     pub digest: Option<String>,
     pub built: bool,
     /// Why no digest or no build, e.g. "skipped: tag already in registry".
@@ -31,11 +37,31 @@ pub struct Report {
 }
 
 impl Report {
+    pub fn new(
+        inputs: &Inputs,
+        target: &Target,
+        image: &Image,
+        deployed: Option<&Deployed>,
+        stages: Vec<(&'static str, Duration)>,
+    ) -> Report {
+        Report {
+            service: inputs.service.clone(),
+            image: image.reference.to_string(),
+            image_ref: image.pinned().map(|r| r.to_string()),
+            digest: image.digest.clone(),
+            built: image.built,
+            build_note: image.note.clone(),
+            changed: deployed.is_some_and(|d| d.changed),
+            commit: deployed.and_then(|d| d.commit.clone()),
+            attempts: deployed.map_or(0, |d| d.attempts),
+            aws_account_id: target.aws.as_ref().map(|a| a.account_id.clone()),
+            stages,
+        }
+    }
+
     /// `registry/repository@digest`, when the digest is known.
     pub fn image_ref(&self) -> Option<String> {
-        let digest = self.digest.as_ref()?;
-        let repo = strip_tag(&self.image);
-        Some(format!("{repo}@{digest}"))
+        self.image_ref.clone()
     }
 
     /// The step outputs, in the contract's order.
@@ -81,48 +107,9 @@ impl Report {
     }
 }
 
-fn strip_tag(image: &str) -> &str {
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(i) => &image[..last_slash + i],
-        None => image,
-    }
-}
-
-/// Times the pipeline's stages for the summary.
-#[derive(Debug)]
-pub struct Stopwatch {
-    started: Instant,
-}
-
-impl Stopwatch {
-    pub fn start() -> Stopwatch {
-        Stopwatch {
-            started: Instant::now(),
-        }
-    }
-
-    /// Records the stage that just ended and starts the next one.
-    pub fn lap(&mut self, report: &mut Report, stage: &'static str) {
-        let now = Instant::now();
-        report.stages.push((stage, now - self.started));
-        self.started = now;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_image_ref_replaces_the_tag_with_the_digest() {
-        let r = Report {
-            image: "127.0.0.1:5000/nova/auth:v1".into(),
-            digest: Some("sha256:ab".into()),
-            ..Default::default()
-        };
-        assert_eq!(r.image_ref().unwrap(), "127.0.0.1:5000/nova/auth@sha256:ab");
-    }
 
     #[test]
     fn without_a_digest_the_image_ref_is_empty() {
@@ -162,70 +149,5 @@ mod tests {
         };
         let md = r.summary_markdown();
         assert!(md.contains("| auth-service | `r/auth:v1` | skipped | `0123456789ab` | 2 | inputs 0.0s, git 1.5s |"), "{md}");
-    }
-}
-
-/// A failure as the user sees it: one message, where it happened, and the usual cause.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    pub message: String,
-    pub hint: Option<String>,
-    pub file: Option<String>,
-    pub line: Option<usize>,
-}
-
-impl Failure {
-    pub fn new(message: impl Into<String>) -> Failure {
-        Failure {
-            message: message.into(),
-            hint: None,
-            file: None,
-            line: None,
-        }
-    }
-
-    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    /// Splits a `message\nhint: …` display into its parts.
-    pub fn from_display(text: &str) -> Failure {
-        match text.split_once("\nhint: ") {
-            Some((m, h)) => Failure::new(m).hint(h),
-            None => Failure::new(text),
-        }
-    }
-
-    /// The failure from an error chain: a [`Failure`] inside it, or the chain as one line.
-    pub fn of(err: &anyhow::Error) -> Failure {
-        if let Some(f) = err.downcast_ref::<Failure>() {
-            let mut f = Failure {
-                message: f.message.clone(),
-                hint: f.hint.clone(),
-                file: f.file.clone(),
-                line: f.line,
-            };
-            // Context added above the failure names what the pipeline was doing.
-            let outer: Vec<String> = err
-                .chain()
-                .take_while(|e| e.downcast_ref::<Failure>().is_none())
-                .map(|e| e.to_string())
-                .collect();
-            if !outer.is_empty() {
-                f.message = format!("{}: {}", outer.join(": "), f.message);
-            }
-            return f;
-        }
-        Failure::from_display(&format!("{err:#}"))
-    }
-
-    /// The whole text: message, then `hint: …`.
-    pub fn text(&self) -> String {
-        match &self.hint {
-            Some(h) => format!("{}\nhint: {h}", self.message),
-            None => self.message.clone(),
-        }
     }
 }

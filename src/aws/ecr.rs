@@ -7,20 +7,26 @@ use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
 use base64::Engine as _;
 use secrecy::SecretString;
 
-use super::{AwsError, Cause, RegistryLogin};
+use super::{AwsError, Cause};
 use crate::github::Runner;
 use crate::inputs::TagMutability;
-use crate::report::Failure;
+use crate::registry::Credentials;
 
 /// A token this close to its expiry is fetched again: a push of large layers can take minutes.
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 
+/// The registry login and when ECR lets it expire.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    pub(crate) credentials: Credentials,
+    pub(crate) expires_at: Option<SystemTime>,
+}
+
 /// GetAuthorizationToken for the credentials' own registry, masked at once.
-pub async fn authorization(
+pub(crate) async fn authorization(
     client: &aws_sdk_ecr::Client,
-    default_host: &str,
     runner: &Runner,
-) -> anyhow::Result<RegistryLogin> {
+) -> Result<Login, AwsError> {
     let out = client
         .get_authorization_token()
         .send()
@@ -36,20 +42,11 @@ pub async fn authorization(
     // The base64 form works as a credential too (docker config.json stores exactly that).
     runner.mask(token);
     runner.mask(&password);
-    let host = data
-        .proxy_endpoint()
-        .map(|e| {
-            e.trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_string()
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| default_host.to_string());
-    Ok(RegistryLogin {
-        host,
-        username,
-        password: SecretString::from(password),
+    Ok(Login {
+        credentials: Credentials {
+            username,
+            password: SecretString::from(password),
+        },
         expires_at: data
             .expires_at()
             .and_then(|t| SystemTime::try_from(*t).ok()),
@@ -82,7 +79,7 @@ pub fn is_fresh(expires_at: Option<SystemTime>, now: SystemTime) -> bool {
 }
 
 /// Makes sure `repository` exists, creating it (scan on push, the given tag mutability) when
-/// `create` is set. A missing repository with `create` off is a [`Failure`] naming the input.
+/// `create` is set. A missing repository with `create` off is an error naming the input.
 pub async fn ensure_repository(
     client: &aws_sdk_ecr::Client,
     registry: &str,
@@ -90,7 +87,7 @@ pub async fn ensure_repository(
     repository: &str,
     create: bool,
     mutability: TagMutability,
-) -> anyhow::Result<()> {
+) -> Result<(), AwsError> {
     let described = client
         .describe_repositories()
         .repository_names(repository)
@@ -119,11 +116,11 @@ pub async fn ensure_repository(
         return Ok(());
     }
     if !create {
-        return Err(Failure::new(format!(
-            "ECR repository {repository} does not exist in {registry} (region {region})"
-        ))
-        .hint("create it, or set the input `create-repository: true` to have the action create it (with scan on push)")
-        .into());
+        return Err(AwsError::RepositoryMissing {
+            repository: repository.to_string(),
+            registry: registry.to_string(),
+            region: region.to_string(),
+        });
     }
     let created = client
         .create_repository()
@@ -157,13 +154,13 @@ pub async fn ensure_repository(
     }
 }
 
-/// An access-denied answer becomes a hint naming the missing permission; anything else `other`.
+/// An access-denied answer names the missing permission; anything else is `other`.
 fn denied_or<E, R>(
     err: &aws_sdk_ecr::error::SdkError<E, R>,
-    action: &str,
+    action: &'static str,
     repository: &str,
     other: impl FnOnce() -> AwsError,
-) -> anyhow::Error
+) -> AwsError
 where
     E: aws_sdk_ecr::error::ProvideErrorMetadata,
 {
@@ -176,11 +173,13 @@ where
             .as_service_error()
             .and_then(|e| e.message())
             .unwrap_or_default();
-        return Failure::new(format!("ECR denied {action} on {repository}: {message}"))
-            .hint(format!("the role's permissions policy must allow {action} on arn:aws:ecr:<region>:<account>:repository/{repository}"))
-            .into();
+        return AwsError::Denied {
+            action,
+            repository: repository.to_string(),
+            message: message.to_string(),
+        };
     }
-    other().into()
+    other()
 }
 
 #[cfg(test)]

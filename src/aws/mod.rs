@@ -6,15 +6,15 @@ pub mod ecr;
 pub mod oidc;
 pub mod sts;
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_ecr::config::{ProvideCredentials, SharedCredentialsProvider};
-use secrecy::SecretString;
 
+use crate::failure::Hint;
 use crate::github::Runner;
 use crate::inputs::{Aws, TagMutability};
-use crate::report::Failure;
+use crate::registry::Credentials;
 
 /// AWS credentials for this job: which account and region, and clients configured with them.
 pub struct AwsSession {
@@ -22,7 +22,7 @@ pub struct AwsSession {
     pub region: String,
     config: SdkConfig,
     ecr: aws_sdk_ecr::Client,
-    login: tokio::sync::Mutex<Option<RegistryLogin>>,
+    login: tokio::sync::Mutex<Option<ecr::Login>>,
 }
 
 /// The SDK's own Debug would print the access key id and much else; show what identifies us.
@@ -33,15 +33,6 @@ impl std::fmt::Debug for AwsSession {
             .field("region", &self.region)
             .finish_non_exhaustive()
     }
-}
-
-/// Registry credentials: API credentials only, never written to a docker config.json.
-#[derive(Debug, Clone)]
-pub struct RegistryLogin {
-    pub host: String,
-    pub username: String,
-    pub password: SecretString,
-    pub expires_at: Option<SystemTime>,
 }
 
 /// Gets credentials: with `role-to-assume`, a GitHub OIDC token exchanged through
@@ -71,14 +62,12 @@ pub async fn session_with(
     };
     let base = loader.load().await;
     let Some(region) = base.region().map(|r| r.to_string()) else {
-        return Err(Failure::new("no AWS region is set")
-            .hint("set the aws-region input (or AWS_REGION), e.g. aws-region: ap-northeast-1")
-            .into());
+        return Err(AwsError::NoRegion.into());
     };
 
     let (config, account_id) = match &aws.role_to_assume {
         Some(role) => {
-            let request = oidc_request.ok_or_else(oidc::missing_request)?;
+            let request = oidc_request.ok_or(oidc::OidcError::NotGranted)?;
             let token = oidc::fetch_token(&request, &aws.audience, runner).await?;
             let creds = sts::assume_role(&base, aws, role, &token, runner).await?;
             let account = sts::account_of_arn(&creds.assumed_role_arn)
@@ -107,23 +96,15 @@ pub async fn session_with(
 }
 
 /// Resolves the ambient credentials once, to fail clearly when there are none and to mask them.
-async fn mask_ambient(config: &SdkConfig, runner: &Runner) -> anyhow::Result<()> {
-    let none = || {
-        Failure::new("no AWS credentials: role-to-assume is empty and the ambient credential chain found none").hint(
-            "set role-to-assume to use GitHub OIDC, or provide credentials as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, \
-             a profile (AWS_PROFILE) or an instance role",
-        )
-    };
-    let provider = config.credentials_provider().ok_or_else(none)?;
-    let creds = provider.provide_credentials().await.map_err(|e| {
-        let mut f = none();
-        f.message = format!(
-            "{}: {}",
-            f.message,
-            aws_sdk_sts::error::DisplayErrorContext(&e)
-        );
-        f
-    })?;
+async fn mask_ambient(config: &SdkConfig, runner: &Runner) -> Result<(), AwsError> {
+    let none = |why: String| AwsError::NoCredentials(Cause(why));
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| none("no credentials provider is configured".into()))?;
+    let creds = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| none(aws_sdk_sts::error::DisplayErrorContext(&e).to_string()))?;
     runner.mask(creds.access_key_id());
     runner.mask(creds.secret_access_key());
     if let Some(t) = creds.session_token() {
@@ -149,16 +130,17 @@ impl AwsSession {
     }
 
     /// The ECR registry login, masked; a cached one is reused until 5 minutes before it expires.
-    pub async fn ecr_login(&self, runner: &Runner) -> anyhow::Result<RegistryLogin> {
+    pub async fn ecr_login(&self, runner: &Runner) -> Result<Credentials, AwsError> {
         let mut cached = self.login.lock().await;
         if let Some(login) = cached.as_ref()
             && ecr::is_fresh(login.expires_at, SystemTime::now())
         {
-            return Ok(login.clone());
+            return Ok(login.credentials.clone());
         }
-        let login = ecr::authorization(&self.ecr, &self.default_registry(), runner).await?;
-        *cached = Some(login.clone());
-        Ok(login)
+        let login = ecr::authorization(&self.ecr, runner).await?;
+        let credentials = login.credentials.clone();
+        *cached = Some(login);
+        Ok(credentials)
     }
 
     /// Makes sure the ECR repository exists: created (scan on push) when `create` is set,
@@ -168,7 +150,7 @@ impl AwsSession {
         repository: &str,
         create: bool,
         mutability: TagMutability,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), AwsError> {
         ecr::ensure_repository(
             &self.ecr,
             &self.default_registry(),
@@ -181,14 +163,41 @@ impl AwsSession {
     }
 }
 
-/// An AWS call that failed for a reason without a known remedy.
+/// An AWS step that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
+    #[error("no AWS region is set")]
+    NoRegion,
+    #[error(
+        "no AWS credentials: role-to-assume is empty and the ambient credential chain found none"
+    )]
+    NoCredentials(#[source] Cause),
     #[error("STS AssumeRoleWithWebIdentity for {role} failed")]
     AssumeRole {
         role: String,
         #[source]
         cause: Cause,
+    },
+    #[error("STS denied AssumeRoleWithWebIdentity for {role}{}", detail(message))]
+    AccessDenied {
+        role: String,
+        message: String,
+        /// The token's claims, described (never the token).
+        claims: String,
+        audience: String,
+    },
+    #[error("STS rejected the GitHub OIDC token for {role}: {message}")]
+    InvalidIdentityToken {
+        role: String,
+        message: String,
+        claims: String,
+        audience: String,
+    },
+    #[error("STS refused role-duration-seconds {seconds} for {role}: {message}")]
+    DurationRefused {
+        role: String,
+        seconds: u32,
+        message: String,
     },
     #[error("STS GetCallerIdentity failed")]
     GetCallerIdentity(#[source] Cause),
@@ -196,6 +205,18 @@ pub enum AwsError {
     GetAuthorizationToken(#[source] Cause),
     #[error("ECR returned an authorization token that is not base64 of `AWS:<password>`")]
     MalformedAuthorizationToken,
+    #[error("ECR repository {repository} does not exist in {registry} (region {region})")]
+    RepositoryMissing {
+        repository: String,
+        registry: String,
+        region: String,
+    },
+    #[error("ECR denied {action} on {repository}: {message}")]
+    Denied {
+        action: &'static str,
+        repository: String,
+        message: String,
+    },
     #[error("ECR DescribeRepositories for {repository} failed")]
     DescribeRepositories {
         repository: String,
@@ -208,6 +229,50 @@ pub enum AwsError {
         #[source]
         cause: Cause,
     },
+}
+
+/// `: message`, or nothing.
+fn detail(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+impl Hint for AwsError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            AwsError::NoRegion => {
+                "set the aws-region input (or AWS_REGION), e.g. aws-region: ap-northeast-1".into()
+            }
+            AwsError::NoCredentials(_) => "set role-to-assume to use GitHub OIDC, or provide credentials as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, \
+                 a profile (AWS_PROFILE) or an instance role"
+                .into(),
+            AwsError::AccessDenied {
+                claims, audience, ..
+            } => format!(
+                "the role's trust policy does not accept this job's token ({claims}). \
+                 Its `token.actions.githubusercontent.com:sub` condition must match that sub (the org and repository names are case-sensitive, \
+                 and a job with `environment:` has sub `repo:ORG/REPO:environment:NAME` instead of `repo:ORG/REPO:ref:refs/heads/BRANCH`), \
+                 and `token.actions.githubusercontent.com:aud` must be {audience:?} (the `audience` input)"
+            ),
+            AwsError::InvalidIdentityToken {
+                claims, audience, ..
+            } => format!(
+                "the role's account needs an IAM OIDC identity provider for https://token.actions.githubusercontent.com \
+                 whose audience list includes {audience:?} (the `audience` input); the token has {claims}"
+            ),
+            AwsError::DurationRefused { .. } => "role-duration-seconds may not exceed the role's maximum session duration (1 hour unless raised on the role)".into(),
+            AwsError::RepositoryMissing { .. } => "create it, or set the input `create-repository: true` to have the action create it (with scan on push)".into(),
+            AwsError::Denied {
+                action, repository, ..
+            } => format!(
+                "the role's permissions policy must allow {action} on arn:aws:ecr:<region>:<account>:repository/{repository}"
+            ),
+            _ => return None,
+        })
+    }
 }
 
 /// What AWS answered, in one line: its error code and message, or the transport failure.
@@ -230,14 +295,6 @@ impl Cause {
             None => Cause(aws_sdk_sts::error::DisplayErrorContext(err).to_string()),
         }
     }
-}
-
-/// Full jitter: uniform in `[0, min(cap, base·2^retry))`, `u` uniform in `[0, 1)`.
-pub(crate) fn full_jitter(retry: u32, base: Duration, cap: Duration, u: f64) -> Duration {
-    let window = base
-        .saturating_mul(2u32.saturating_pow(retry.min(30)))
-        .min(cap);
-    window.mul_f64(u.clamp(0.0, 1.0))
 }
 
 #[cfg(test)]
@@ -267,18 +324,8 @@ mod tests {
             session("123456789012", "cn-north-1").default_registry(),
             "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
         );
-        assert!(crate::inputs::Registry::is_ecr_host(
+        assert!(crate::registry::is_ecr_host(
             &session("123456789012", "cn-north-1").default_registry()
         ));
-    }
-
-    #[test]
-    fn full_jitter_grows_to_the_cap() {
-        let (base, cap) = (Duration::from_millis(50), Duration::from_secs(5));
-        assert_eq!(full_jitter(0, base, cap, 0.0), Duration::ZERO);
-        assert_eq!(full_jitter(0, base, cap, 0.5), Duration::from_millis(25));
-        assert_eq!(full_jitter(3, base, cap, 0.5), Duration::from_millis(200));
-        assert_eq!(full_jitter(40, base, cap, 0.5), Duration::from_millis(2500));
-        assert!(full_jitter(10, base, cap, 0.999_999) < cap);
     }
 }

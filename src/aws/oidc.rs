@@ -7,18 +7,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::full_jitter;
+use crate::failure::Hint;
 use crate::github::Runner;
-use crate::report::Failure;
+use crate::retry::Policy;
 
 /// The runner sets these two only for jobs granted `id-token: write`.
 pub const REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
 pub const REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
-
-/// Attempts at the token endpoint before giving up on 5xx answers and connection errors.
-const ATTEMPTS: u32 = 5;
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-const BACKOFF_CAP: Duration = Duration::from_secs(3);
 
 /// Where and how to ask the runner for a token.
 #[derive(Debug, Clone)]
@@ -47,6 +42,12 @@ impl TokenRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
+    #[error(
+        "role-to-assume is set but there is no GitHub OIDC token to assume it with ({REQUEST_URL} and {REQUEST_TOKEN} are not set)"
+    )]
+    NotGranted,
+    #[error("{REQUEST_URL} is not a URL")]
+    BadRequestUrl,
     #[error("building the HTTP client for the GitHub OIDC token failed")]
     Client(#[source] reqwest::Error),
     #[error("requesting the GitHub OIDC token failed after {attempts} attempt(s)")]
@@ -55,22 +56,28 @@ pub enum OidcError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("the GitHub OIDC token endpoint refused the runner's request token (HTTP {status})")]
+    Refused { status: u16 },
     #[error("the GitHub OIDC token endpoint answered HTTP {status} after {attempts} attempt(s)")]
     Status { status: u16, attempts: u32 },
     #[error("the GitHub OIDC token endpoint's answer carries no token")]
     Body(#[source] reqwest::Error),
 }
 
-/// The failure when the runner granted no token.
-pub fn missing_request() -> Failure {
-    Failure::new(format!(
-        "role-to-assume is set but there is no GitHub OIDC token to assume it with ({REQUEST_URL} and {REQUEST_TOKEN} are not set)"
-    ))
-    .hint(
-        "give the job `permissions: id-token: write` (a `permissions:` block replaces the defaults, so list `contents: write` too); \
-         pull requests from forks never get an OIDC token; \
-         to use ambient credentials instead, leave role-to-assume empty",
-    )
+impl Hint for OidcError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            OidcError::NotGranted => "give the job `permissions: id-token: write` (a `permissions:` block replaces the defaults, so list `contents: write` too); \
+                 pull requests from forks never get an OIDC token; \
+                 to use ambient credentials instead, leave role-to-assume empty"
+                .into(),
+            OidcError::BadRequestUrl => "it is set by the runner; do not set it by hand".into(),
+            OidcError::Refused { .. } => format!(
+                "{REQUEST_TOKEN} is valid only inside the job the runner gave it to; do not set it by hand"
+            ),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -78,17 +85,14 @@ struct TokenResponse {
     value: String,
 }
 
-/// Asks the runner for a token for `audience`, retrying 5xx answers and connection errors with
-/// full jitter, and masks it the moment it arrives.
+/// Asks the runner for a token for `audience`, retrying 5xx answers and connection errors, and
+/// masks it the moment it arrives.
 pub async fn fetch_token(
     request: &TokenRequest,
     audience: &str,
     runner: &Runner,
-) -> anyhow::Result<SecretString> {
-    let mut url = reqwest::Url::parse(&request.url).map_err(|_| {
-        Failure::new(format!("{REQUEST_URL} is not a URL"))
-            .hint("it is set by the runner; do not set it by hand")
-    })?;
+) -> Result<SecretString, OidcError> {
+    let mut url = reqwest::Url::parse(&request.url).map_err(|_| OidcError::BadRequestUrl)?;
     url.query_pairs_mut().append_pair("audience", audience);
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
@@ -96,6 +100,7 @@ pub async fn fetch_token(
         .build()
         .map_err(OidcError::Client)?;
 
+    let policy = Policy::OIDC;
     let mut attempt = 0;
     let response = loop {
         attempt += 1;
@@ -105,46 +110,35 @@ pub async fn fetch_token(
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await;
-        let retry = match &sent {
+        let transient = match &sent {
             Ok(r) if r.status().is_success() => false,
             Ok(r) => {
                 r.status().is_server_error() || r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
             }
             Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
         };
-        if retry && attempt < ATTEMPTS {
-            tokio::time::sleep(full_jitter(
-                attempt - 1,
-                BACKOFF_BASE,
-                BACKOFF_CAP,
-                rand::random(),
-            ))
-            .await;
+        if transient && policy.allows_after(attempt) {
+            tokio::time::sleep(policy.jittered(attempt)).await;
             continue;
         }
         match sent {
             Ok(r) if r.status().is_success() => break r,
             Ok(r) if matches!(r.status().as_u16(), 401 | 403) => {
-                return Err(Failure::new(format!(
-                    "the GitHub OIDC token endpoint refused the runner's request token (HTTP {})",
-                    r.status().as_u16()
-                ))
-                .hint(format!("{REQUEST_TOKEN} is valid only inside the job the runner gave it to; do not set it by hand"))
-                .into());
+                return Err(OidcError::Refused {
+                    status: r.status().as_u16(),
+                });
             }
             Ok(r) => {
                 return Err(OidcError::Status {
                     status: r.status().as_u16(),
                     attempts: attempt,
-                }
-                .into());
+                });
             }
             Err(e) => {
                 return Err(OidcError::Request {
                     attempts: attempt,
                     source: e.without_url(),
-                }
-                .into());
+                });
             }
         }
     };
@@ -283,7 +277,7 @@ mod tests {
 
     #[test]
     fn the_missing_request_hint_names_the_permission_and_forks() {
-        let text = missing_request().text();
+        let text = OidcError::NotGranted.hint().unwrap();
         assert!(text.contains("id-token: write"), "{text}");
         assert!(text.contains("fork"), "{text}");
     }

@@ -5,15 +5,16 @@
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
+use aws_sdk_sts::config::interceptors::InterceptorContext;
+use aws_sdk_sts::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::oidc::Claims;
-use super::{AwsError, Cause, full_jitter};
+use super::{AwsError, Cause};
 use crate::github::Runner;
 use crate::inputs::Aws;
-use crate::report::Failure;
 
 /// configure-aws-credentials retries up to 12 times from a 50 ms base; we do the same, with each
 /// wait capped so an unreachable endpoint fails in seconds rather than minutes.
@@ -52,43 +53,33 @@ pub async fn assume_role(
     role: &str,
     token: &SecretString,
     runner: &Runner,
-) -> anyhow::Result<RoleCredentials> {
-    // Our own loop decides what is transient, so the SDK's retries are off for this call.
+) -> Result<RoleCredentials, AwsError> {
+    // The SDK's standard retry already treats throttling, IDPCommunicationError, 5xx and
+    // transport failures as transient; `ServerHiccups` adds the codes STS sends with a 400.
     let conf = aws_sdk_sts::config::Builder::from(base)
-        .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(ATTEMPTS)
+                .with_initial_backoff(BACKOFF_BASE)
+                .with_max_backoff(BACKOFF_CAP),
+        )
+        .retry_classifier(ServerHiccups)
         .build();
     let client = aws_sdk_sts::Client::from_conf(conf);
-    let mut attempt = 0;
-    let out = loop {
-        attempt += 1;
-        let sent = client
-            .assume_role_with_web_identity()
-            .role_arn(role)
-            .role_session_name(&aws.role_session_name)
-            .duration_seconds(aws.role_duration_seconds as i32)
-            .web_identity_token(token.expose_secret())
-            .send()
-            .await;
-        match sent {
-            Ok(out) => break out,
-            Err(e) if attempt < ATTEMPTS && retryable(&e) => {
-                tokio::time::sleep(full_jitter(
-                    attempt - 1,
-                    BACKOFF_BASE,
-                    BACKOFF_CAP,
-                    rand::random(),
-                ))
-                .await;
-            }
-            Err(e) => return Err(refused(e, aws, role, token)),
-        }
-    };
+    let out = client
+        .assume_role_with_web_identity()
+        .role_arn(role)
+        .role_session_name(&aws.role_session_name)
+        .duration_seconds(aws.role_duration_seconds as i32)
+        .web_identity_token(token.expose_secret())
+        .send()
+        .await
+        .map_err(|e| refused(e, aws, role, token))?;
     let Some(c) = out.credentials() else {
         return Err(AwsError::AssumeRole {
             role: role.to_string(),
             cause: Cause("the answer carries no credentials".into()),
-        }
-        .into());
+        });
     };
     // Mask first: nothing may log these before the runner knows them.
     runner.mask(c.access_key_id());
@@ -106,20 +97,27 @@ pub async fn assume_role(
     })
 }
 
-/// Throttling, the IdP being briefly unreachable from STS, 5xx and transport failures.
-fn retryable<R>(err: &SdkError<AssumeRoleWithWebIdentityError, R>) -> bool
-where
-    R: std::fmt::Debug,
-{
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
+/// STS error codes the SDK's own classifiers do not retry, but that say "try again".
+#[derive(Debug)]
+struct ServerHiccups;
+
+impl ClassifyRetry for ServerHiccups {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let code = match ctx.output_or_error() {
+            Some(Err(e)) => e
+                .as_operation_error()
+                .and_then(|e| e.downcast_ref::<AssumeRoleWithWebIdentityError>())
+                .and_then(|e| e.code()),
+            _ => None,
+        };
+        match code {
+            Some(c) if is_transient_code(c) => RetryAction::server_error(),
+            _ => RetryAction::NoActionIndicated,
         }
-        SdkError::ServiceError(se) => {
-            let e = se.err();
-            e.is_idp_communication_error_exception() || e.code().is_some_and(is_transient_code)
-        }
-        _ => false,
+    }
+
+    fn name(&self) -> &'static str {
+        "StsServerHiccups"
     }
 }
 
@@ -146,51 +144,47 @@ fn refused<R>(
     aws: &Aws,
     role: &str,
     token: &SecretString,
-) -> anyhow::Error
+) -> AwsError
 where
     R: std::fmt::Debug,
 {
     let code = err.code().unwrap_or_default().to_string();
     let message = err.message().unwrap_or_default().to_string();
-    let claims = Claims::decode(token.expose_secret()).unwrap_or_default();
+    let claims = Claims::decode(token.expose_secret())
+        .unwrap_or_default()
+        .describe();
+    let role = role.to_string();
     match code.as_str() {
-        "AccessDenied" => access_denied(role, &message, &claims, &aws.audience).into(),
-        "InvalidIdentityToken" => Failure::new(format!("STS rejected the GitHub OIDC token for {role}: {message}"))
-            .hint(format!(
-                "the role's account needs an IAM OIDC identity provider for https://token.actions.githubusercontent.com \
-                 whose audience list includes {:?} (the `audience` input); the token has {}",
-                aws.audience,
-                claims.describe()
-            ))
-            .into(),
-        "ValidationError" if message.contains("DurationSeconds") || message.contains("duration") => {
-            Failure::new(format!("STS refused role-duration-seconds {} for {role}: {message}", aws.role_duration_seconds))
-                .hint("role-duration-seconds may not exceed the role's maximum session duration (1 hour unless raised on the role)")
-                .into()
+        "AccessDenied" => AwsError::AccessDenied {
+            role,
+            message,
+            claims,
+            audience: aws.audience.clone(),
+        },
+        "InvalidIdentityToken" => AwsError::InvalidIdentityToken {
+            role,
+            message,
+            claims,
+            audience: aws.audience.clone(),
+        },
+        "ValidationError"
+            if message.contains("DurationSeconds") || message.contains("duration") =>
+        {
+            AwsError::DurationRefused {
+                role,
+                seconds: aws.role_duration_seconds,
+                message,
+            }
         }
-        _ => AwsError::AssumeRole { role: role.to_string(), cause: Cause::of(&err) }.into(),
+        _ => AwsError::AssumeRole {
+            role,
+            cause: Cause::of(&err),
+        },
     }
 }
 
-/// AccessDenied: the trust policy does not accept this token. Show the claims it is matched
-/// against, never the token.
-pub fn access_denied(role: &str, message: &str, claims: &Claims, audience: &str) -> Failure {
-    let detail = if message.is_empty() {
-        String::new()
-    } else {
-        format!(": {message}")
-    };
-    Failure::new(format!("STS denied AssumeRoleWithWebIdentity for {role}{detail}")).hint(format!(
-        "the role's trust policy does not accept this job's token ({}). \
-         Its `token.actions.githubusercontent.com:sub` condition must match that sub (the org and repository names are case-sensitive, \
-         and a job with `environment:` has sub `repo:ORG/REPO:environment:NAME` instead of `repo:ORG/REPO:ref:refs/heads/BRANCH`), \
-         and `token.actions.githubusercontent.com:aud` must be {audience:?} (the `audience` input)",
-        claims.describe()
-    ))
-}
-
 /// The account of the ambient credentials.
-pub async fn caller_account(config: &SdkConfig) -> anyhow::Result<String> {
+pub async fn caller_account(config: &SdkConfig) -> Result<String, AwsError> {
     let out = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
@@ -251,12 +245,12 @@ mod tests {
             aud: Some("sts.amazonaws.com".into()),
             repository: Some("nova/monorepo".into()),
         };
-        let f = access_denied(
-            "arn:aws:iam::123456789012:role/deploy",
-            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
-            &claims,
-            "sts.amazonaws.com",
-        );
-        insta::assert_snapshot!(f.text());
+        let err = AwsError::AccessDenied {
+            role: "arn:aws:iam::123456789012:role/deploy".into(),
+            message: "Not authorized to perform sts:AssumeRoleWithWebIdentity".into(),
+            claims: claims.describe(),
+            audience: "sts.amazonaws.com".into(),
+        };
+        insta::assert_snapshot!(crate::failure::Failure::of(&err.into()).text());
     }
 }

@@ -11,29 +11,30 @@ use bollard::models::BuildInfo;
 use bollard::query_parameters::{BuildImageOptions, BuilderVersion, CreateImageOptions};
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::client::{self, Credentials, DockerError};
+use super::client::{self, DockerError};
 use super::context::{self, ContextError, ContextSpec};
 use crate::github::{Runner, line_out};
+use crate::registry::{Credentials, ImageRef};
 
 /// How long the daemon may take to answer a build request: it sends no response headers until
 /// it has taken the whole context, which bollard's default 120 s does not cover for big ones.
 pub const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// What to build, as the pipeline resolved it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BuildRequest {
     /// The context directory (absolute).
     pub context: PathBuf,
     /// The Dockerfile (absolute); it may lie outside the context.
     pub dockerfile: PathBuf,
     /// `registry/repository:tag`, the one tag the image gets.
-    pub image: String,
+    pub image: ImageRef,
     pub build_args: Vec<(String, String)>,
     /// User labels and [`oci_labels`], applied by the daemon after the last step.
     pub labels: Vec<(String, String)>,
     pub target: Option<String>,
     /// Images to take the layer cache from, already resolved (`auto` → the deployed image).
-    pub cache_from: Vec<String>,
+    pub cache_from: Vec<ImageRef>,
 }
 
 /// The image a build produced.
@@ -120,10 +121,9 @@ async fn pull_cache_images(
     pull_creds: Option<&Credentials>,
     runner: &Runner,
 ) {
-    let host = client::registry_host(&req.image);
     for image in &req.cache_from {
         // Credentials go only to the registry they belong to.
-        let creds = pull_creds.filter(|_| client::registry_host(image) == host);
+        let creds = pull_creds.filter(|_| image.host() == req.image.host());
         match pull(docker, image, creds).await {
             Ok(()) => line_out(&format!("cache image {image}: pulled")),
             Err(message) => runner.warning(&format!(
@@ -134,14 +134,17 @@ async fn pull_cache_images(
 }
 
 /// Pulls `image`; the daemon's message if that failed.
-async fn pull(docker: &Docker, image: &str, creds: Option<&Credentials>) -> Result<(), String> {
-    let (repository, tag) = client::pull_parts(image);
+async fn pull(
+    docker: &Docker,
+    image: &ImageRef,
+    creds: Option<&Credentials>,
+) -> Result<(), String> {
     let options = CreateImageOptions {
-        from_image: Some(repository.to_string()),
-        tag: Some(tag.to_string()),
+        from_image: Some(image.name()),
+        tag: Some(image.pull_reference().to_string()),
         ..Default::default()
     };
-    let creds = creds.map(|c| c.docker(client::registry_host(image)));
+    let creds = creds.map(|c| client::docker_credentials(c, image.host()));
     let mut stream = docker.create_image(Some(options), None, creds);
     while let Some(item) = stream.next().await {
         item.map_err(|e| super::push::bollard_message(&e))?;
@@ -154,7 +157,7 @@ async fn run_build(
     req: &BuildRequest,
     pull_creds: Option<&Credentials>,
 ) -> Result<BuiltImage, DockerError> {
-    let host = client::registry_host(&req.image);
+    let host = req.image.host();
     let spec = ContextSpec {
         context_dir: req.context.clone(),
         dockerfile: req.dockerfile.clone(),
@@ -172,10 +175,11 @@ async fn run_build(
     };
     let options = BuildImageOptions {
         dockerfile: dockerfile_name,
-        t: Some(req.image.clone()),
+        t: Some(req.image.to_string()),
         rm: true,
         forcerm: true,
-        cachefrom: (!req.cache_from.is_empty()).then(|| req.cache_from.clone()),
+        cachefrom: (!req.cache_from.is_empty())
+            .then(|| req.cache_from.iter().map(ToString::to_string).collect()),
         buildargs: (!req.build_args.is_empty())
             .then(|| req.build_args.iter().cloned().collect::<HashMap<_, _>>()),
         labels: (!req.labels.is_empty())
@@ -184,7 +188,8 @@ async fn run_build(
         version: BuilderVersion::BuilderV1,
         ..Default::default()
     };
-    let registry_config = pull_creds.map(|c| HashMap::from([(host.to_string(), c.docker(host))]));
+    let registry_config = pull_creds
+        .map(|c| HashMap::from([(host.to_string(), client::docker_credentials(c, host))]));
     let mut stream = docker.build_image(
         options,
         registry_config,
@@ -208,7 +213,7 @@ async fn run_build(
                     line_out(&line);
                 }
                 return Err(DockerError::BuildStep {
-                    image: req.image.clone(),
+                    image: req.image.to_string(),
                     step: log
                         .step
                         .clone()
@@ -224,7 +229,7 @@ async fn run_build(
                     });
                 }
                 return Err(DockerError::Build {
-                    image: req.image.clone(),
+                    image: req.image.to_string(),
                     source,
                 });
             }
@@ -236,12 +241,12 @@ async fn run_build(
     let id = match image_id {
         Some(id) => id,
         None => docker
-            .inspect_image(&req.image)
+            .inspect_image(&req.image.to_string())
             .await
             .ok()
             .and_then(|i| i.id)
             .ok_or_else(|| DockerError::NoImageId {
-                image: req.image.clone(),
+                image: req.image.to_string(),
             })?,
     };
     Ok(BuiltImage {

@@ -1,5 +1,6 @@
 //! The Docker Engine connection: `DOCKER_HOST` or the local socket, API-version negotiation,
-//! registry credentials, and the fix for bollard 0.21.1's standard-base64 auth headers.
+//! registry credentials in the daemon's form, and the fix for bollard 0.21.1's standard-base64
+//! auth headers.
 
 use std::time::Duration;
 
@@ -7,7 +8,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use bollard::auth::DockerCredentials;
 use bollard::{BollardRequest, Docker};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
+
+use crate::failure::Hint;
+use crate::registry::Credentials;
 
 /// The variable that names the daemon, as the docker CLI reads it.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
@@ -20,21 +24,15 @@ const AUTH_HEADERS: [&str; 2] = ["x-registry-auth", "x-registry-config"];
 /// A failed Docker operation, as the user needs to hear about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error(
-        "cannot reach the Docker daemon at {host}: {source}\nhint: is dockerd running, and is /var/run/docker.sock mounted into the container action (or DOCKER_HOST set to the daemon)?"
-    )]
+    #[error("cannot reach the Docker daemon at {host}")]
     Connect {
         host: String,
         #[source]
         source: bollard::errors::Error,
     },
-    #[error(
-        "Dockerfile not found: looked for {path}\nhint: the `dockerfile` input is relative to the workspace, not to `context`"
-    )]
+    #[error("Dockerfile not found: looked for {path}")]
     DockerfileMissing { path: std::path::PathBuf },
-    #[error(
-        "build context not found: looked for the directory {path}\nhint: the `context` input is relative to the workspace"
-    )]
+    #[error("build context not found: looked for the directory {path}")]
     ContextMissing { path: std::path::PathBuf },
     #[error("sending the build context {path} failed: {message}")]
     Context {
@@ -47,7 +45,7 @@ pub enum DockerError {
         step: String,
         message: String,
     },
-    #[error("building {image} failed: {source}")]
+    #[error("building {image} failed")]
     Build {
         image: String,
         #[source]
@@ -55,13 +53,9 @@ pub enum DockerError {
     },
     #[error("building {image} finished without an image id")]
     NoImageId { image: String },
-    #[error(
-        "pushing {image} was refused by the registry: {message}\nhint: check registry-username and registry-password, or that the role may push to ECR (ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage, ecr:BatchCheckLayerAvailability)"
-    )]
+    #[error("pushing {image} was refused by the registry: {message}")]
     PushDenied { image: String, message: String },
-    #[error(
-        "pushing {image} failed: the repository does not exist: {message}\nhint: create it, or set `create-repository: true` for ECR"
-    )]
+    #[error("pushing {image} failed: the repository does not exist: {message}")]
     PushNoRepository { image: String, message: String },
     #[error("pushing {image} failed after {attempts} attempt(s): {message}")]
     Push {
@@ -75,22 +69,26 @@ pub enum DockerError {
     NoDigest { image: String },
 }
 
-/// Registry credentials, for pulls (cache-from), builds (base images) and pushes.
-#[derive(Debug, Clone)]
-pub struct Credentials {
-    pub username: String,
-    pub password: SecretString,
+impl Hint for DockerError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            DockerError::Connect { .. } => "is dockerd running, and is /var/run/docker.sock mounted into the container action (or DOCKER_HOST set to the daemon)?",
+            DockerError::DockerfileMissing { .. } => "the `dockerfile` input is relative to the workspace, not to `context`",
+            DockerError::ContextMissing { .. } => "the `context` input is relative to the workspace",
+            DockerError::PushDenied { .. } => "check registry-username and registry-password, or that the role may push to ECR (ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage, ecr:BatchCheckLayerAvailability)",
+            DockerError::PushNoRepository { .. } => "create it, or set `create-repository: true` for ECR",
+            _ => return None,
+        }.to_string())
+    }
 }
 
-impl Credentials {
-    /// What bollard serializes into the auth header for `server` (a registry host).
-    pub fn docker(&self, server: &str) -> DockerCredentials {
-        DockerCredentials {
-            username: Some(self.username.clone()),
-            password: Some(self.password.expose_secret().to_string()),
-            serveraddress: Some(server.to_string()),
-            ..Default::default()
-        }
+/// What bollard serializes into the auth header for `server` (a registry host).
+pub fn docker_credentials(creds: &Credentials, server: &str) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(creds.username.clone()),
+        password: Some(creds.password.expose_secret().to_string()),
+        serveraddress: Some(server.to_string()),
+        ..Default::default()
     }
 }
 
@@ -161,37 +159,6 @@ pub fn to_url_safe(value: &str) -> Option<String> {
     STANDARD.decode(value).ok().map(|raw| URL_SAFE.encode(raw))
 }
 
-/// The registry host of an image reference, as docker reads it: the first path component when
-/// it has a `.` or `:` or is `localhost`, else Docker Hub.
-pub fn registry_host(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            first
-        }
-        _ => "docker.io",
-    }
-}
-
-/// `registry/repository` and tag of `registry/repository:tag` (a `:` counts only after the last
-/// `/`); a reference without a tag means `latest`. A `@digest` is dropped.
-pub fn split_tag(image: &str) -> (&str, &str) {
-    let image = image.split_once('@').map_or(image, |(name, _)| name);
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
-        None => (image, "latest"),
-    }
-}
-
-/// `repository` and the tag or digest to pull for `image`: the pull API takes a digest in its
-/// `tag` parameter, and pulls every tag when that is empty, so it never is.
-pub fn pull_parts(image: &str) -> (&str, &str) {
-    match image.split_once('@') {
-        Some((name, digest)) => (split_tag(name).0, digest),
-        None => split_tag(image),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,65 +197,13 @@ mod tests {
     }
 
     #[test]
-    fn credentials_serialize_without_leaking_through_debug_of_the_input() {
+    fn credentials_become_the_daemons_auth_for_one_server() {
         let c = Credentials {
             username: "ci".into(),
-            password: SecretString::from("s3cret"),
+            password: secrecy::SecretString::from("s3cret"),
         };
-        assert!(!format!("{c:?}").contains("s3cret"));
-        let d = c.docker("127.0.0.1:5000");
+        let d = docker_credentials(&c, "127.0.0.1:5000");
         assert_eq!(d.password.as_deref(), Some("s3cret"));
         assert_eq!(d.serveraddress.as_deref(), Some("127.0.0.1:5000"));
-    }
-
-    #[test]
-    fn registry_hosts_follow_docker_rules() {
-        for (image, host) in [
-            ("127.0.0.1:5000/nova/auth:v1", "127.0.0.1:5000"),
-            ("localhost/app", "localhost"),
-            (
-                "1.dkr.ecr.eu-west-1.amazonaws.com/nova/a:1",
-                "1.dkr.ecr.eu-west-1.amazonaws.com",
-            ),
-            ("nova/auth:v1", "docker.io"),
-            ("busybox", "docker.io"),
-        ] {
-            assert_eq!(registry_host(image), host, "{image}");
-        }
-    }
-
-    #[test]
-    fn pulls_name_a_digest_when_there_is_one_and_latest_when_nothing_is() {
-        let d = "sha256:0123";
-        assert_eq!(
-            pull_parts("r:5000/nova/a:v1@sha256:0123"),
-            ("r:5000/nova/a", d)
-        );
-        assert_eq!(
-            pull_parts("r:5000/nova/a@sha256:0123"),
-            ("r:5000/nova/a", d)
-        );
-        assert_eq!(pull_parts("r:5000/nova/a:v1"), ("r:5000/nova/a", "v1"));
-        assert_eq!(pull_parts("r:5000/nova/a"), ("r:5000/nova/a", "latest"));
-    }
-
-    #[test]
-    fn tags_split_after_the_last_slash_only() {
-        for (image, repo, tag) in [
-            (
-                "127.0.0.1:5000/nova/auth:v1",
-                "127.0.0.1:5000/nova/auth",
-                "v1",
-            ),
-            (
-                "127.0.0.1:5000/nova/auth",
-                "127.0.0.1:5000/nova/auth",
-                "latest",
-            ),
-            ("r/a:1@sha256:ab", "r/a", "1"),
-            ("busybox", "busybox", "latest"),
-        ] {
-            assert_eq!(split_tag(image), (repo, tag), "{image}");
-        }
     }
 }

@@ -1,20 +1,15 @@
 //! Pushing the built image: credentials through the fixed auth header, one log line per layer,
 //! whole-push retries on transient errors, and the pushed digest.
 
-use std::time::Duration;
-
 use bollard::Docker;
 use bollard::models::PushImageInfo;
 use bollard::query_parameters::PushImageOptions;
 use futures_util::StreamExt;
 
-use super::client::{self, Credentials, DockerError};
+use super::client::{self, DockerError};
 use crate::github::{Runner, line_out};
-
-/// Tries of one push, the first included.
-pub const MAX_ATTEMPTS: u32 = 4;
-/// The first retry waits about this long; each further one twice as long.
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
+use crate::registry::{Credentials, ImageRef};
+use crate::retry::Policy;
 
 /// How a failed push attempt should be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,29 +70,21 @@ pub fn classify(message: &str) -> Failed {
     }
 }
 
-/// The wait before retry number `retry` (1-based): half fixed, half random, doubling each time.
-pub fn backoff(retry: u32) -> Duration {
-    use rand::Rng;
-    let full = BACKOFF_BASE * 2u32.pow(retry.saturating_sub(1).min(6));
-    let half = full / 2;
-    half + half.mul_f64(rand::rng().random::<f64>())
-}
-
 /// Pushes `image` (`registry/repository:tag`) and returns its `sha256:…` digest.
 pub async fn push(
     docker: &Docker,
-    image: &str,
+    image: &ImageRef,
     creds: Option<&Credentials>,
     runner: &Runner,
 ) -> Result<String, DockerError> {
     client::negotiate(docker).await?;
-    let (repository, tag) = client::split_tag(image);
     runner.group(&format!("Push {image}"));
-    let result = push_with_retries(docker, image, repository, tag, creds, runner).await;
+    let result = push_with_retries(docker, image, creds, runner).await;
     runner.end_group();
+    let repository = image.name();
     let digest = match result? {
         Some(digest) => digest,
-        None => repo_digest(docker, image, repository)
+        None => repo_digest(docker, image, &repository)
             .await
             .ok_or_else(|| DockerError::NoDigest {
                 image: image.to_string(),
@@ -109,15 +96,14 @@ pub async fn push(
 
 async fn push_with_retries(
     docker: &Docker,
-    image: &str,
-    repository: &str,
-    tag: &str,
+    image: &ImageRef,
     creds: Option<&Credentials>,
     runner: &Runner,
 ) -> Result<Option<String>, DockerError> {
+    let policy = Policy::REGISTRY_PUSH;
     let mut attempt = 1;
     loop {
-        let message = match push_once(docker, repository, tag, creds).await {
+        let message = match push_once(docker, image, creds).await {
             Ok(digest) => return Ok(digest),
             Err(message) => message,
         };
@@ -134,10 +120,11 @@ async fn push_with_retries(
                     message,
                 });
             }
-            Failed::Transient if attempt < MAX_ATTEMPTS => {
-                let wait = backoff(attempt);
+            Failed::Transient if policy.allows_after(attempt) => {
+                let wait = policy.jittered(attempt);
                 runner.warning(&format!(
-                    "push attempt {attempt}/{MAX_ATTEMPTS} of {image} failed: {message}; retrying in {:.1}s",
+                    "push attempt {attempt}/{} of {image} failed: {message}; retrying in {:.1}s",
+                    policy.attempts,
                     wait.as_secs_f64()
                 ));
                 tokio::time::sleep(wait).await;
@@ -157,16 +144,15 @@ async fn push_with_retries(
 /// One push; the digest if the daemon's log named it. Errors come back as the daemon's message.
 async fn push_once(
     docker: &Docker,
-    repository: &str,
-    tag: &str,
+    image: &ImageRef,
     creds: Option<&Credentials>,
 ) -> Result<Option<String>, String> {
     let options = PushImageOptions {
-        tag: Some(tag.to_string()),
+        tag: image.tag().map(str::to_string),
         ..Default::default()
     };
-    let credentials = creds.map(|c| c.docker(client::registry_host(repository)));
-    let mut stream = docker.push_image(repository, Some(options), credentials);
+    let credentials = creds.map(|c| client::docker_credentials(c, image.host()));
+    let mut stream = docker.push_image(&image.name(), Some(options), credentials);
     let mut progress = LayerProgress::default();
     let mut digest = None;
     while let Some(item) = stream.next().await {
@@ -203,8 +189,8 @@ pub fn digest_in_status(status: &str) -> Option<&str> {
 }
 
 /// `RepoDigests` of the image, filtered by repository: the fallback when no status line had it.
-async fn repo_digest(docker: &Docker, image: &str, repository: &str) -> Option<String> {
-    let inspect = docker.inspect_image(image).await.ok()?;
+async fn repo_digest(docker: &Docker, image: &ImageRef, repository: &str) -> Option<String> {
+    let inspect = docker.inspect_image(&image.to_string()).await.ok()?;
     digest_for_repository(&inspect.repo_digests.unwrap_or_default(), repository)
 }
 
@@ -308,16 +294,6 @@ mod tests {
             classify("An image does not exist locally with the tag: r/a"),
             Failed::Permanent
         );
-    }
-
-    #[test]
-    fn backoff_doubles_and_stays_bounded() {
-        for retry in 1..=MAX_ATTEMPTS {
-            let full = BACKOFF_BASE * 2u32.pow(retry - 1);
-            let d = backoff(retry);
-            assert!(d >= full / 2 && d <= full, "retry {retry}: {d:?}");
-        }
-        assert!(backoff(100) <= BACKOFF_BASE * 64);
     }
 
     #[test]

@@ -21,15 +21,12 @@ const PUSHERS_PER_ROUND: f64 = 1.5;
 const CAP: Duration = Duration::from_secs(8);
 /// The round length assumed before any push has come back.
 const FIRST_ROUND: Duration = Duration::from_millis(250);
-/// Consecutive network failures tolerated before giving up.
-pub(crate) const NETWORK_RETRIES: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     round: Option<Duration>,
     /// Our estimate of how many jobs are pushing to the branch, ourselves included.
     contention: f64,
-    network: u32,
 }
 
 impl Backoff {
@@ -37,13 +34,11 @@ impl Backoff {
         Backoff {
             round: None,
             contention: 1.0,
-            network: 0,
         }
     }
 
     /// A push reached the remote and came back after `took`.
     pub(crate) fn pushed(&mut self, took: Duration) {
-        self.network = 0;
         self.round = Some(match self.round {
             None => took,
             Some(r) => (r + took) / 2,
@@ -62,24 +57,6 @@ impl Backoff {
     /// A fetch showed `landed` new commits since our previous one: that many jobs are done.
     pub(crate) fn landed(&mut self, landed: u32) {
         self.contention = (self.contention - f64::from(landed)).max(1.0);
-    }
-
-    /// A fetch or push failed on the network. `None` means give up.
-    pub(crate) fn network_failure(&mut self, u: f64) -> Option<Duration> {
-        self.network += 1;
-        if self.network >= NETWORK_RETRIES {
-            return None;
-        }
-        // 0.5 s, 1 s, 2 s, … with full jitter on the upper half.
-        let ceiling = 0.5 * f64::from(1u32 << (self.network - 1).min(4));
-        Some(Duration::from_secs_f64(
-            ceiling * (0.5 + 0.5 * u.clamp(0.0, 1.0)),
-        ))
-    }
-
-    /// A fetch got through: the network is fine again.
-    pub(crate) fn network_ok(&mut self) {
-        self.network = 0;
     }
 
     #[cfg(test)]
@@ -138,17 +115,5 @@ mod tests {
         let mut b = Backoff::new();
         b.pushed(Duration::from_secs(30));
         assert_eq!(b.lost(1.0), CAP);
-    }
-
-    #[test]
-    fn network_failures_back_off_then_give_up() {
-        let mut b = Backoff::new();
-        let waits: Vec<_> = std::iter::from_fn(|| b.network_failure(1.0)).collect();
-        assert_eq!(waits, [ms(500), ms(1000), ms(2000)]);
-        b.network_ok();
-        assert!(
-            b.network_failure(0.0).is_some(),
-            "a success resets the count"
-        );
     }
 }

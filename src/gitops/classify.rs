@@ -41,7 +41,7 @@ pub(crate) fn refusal(status: &str, remote: &[String]) -> Refusal {
 
 /// What a libgit2 error from a fetch or push means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub(crate) enum Fault {
     /// The server refused our credentials (or we had none to give).
     Auth,
     /// The connection failed or broke: worth a few more tries.
@@ -50,7 +50,7 @@ pub(crate) enum Failure {
     Fatal,
 }
 
-pub(crate) fn failure(err: &git2::Error) -> Failure {
+pub(crate) fn fault(err: &git2::Error) -> Fault {
     use git2::{ErrorClass, ErrorCode};
     let msg = err.message().to_ascii_lowercase();
     if err.code() == ErrorCode::Auth
@@ -59,10 +59,10 @@ pub(crate) fn failure(err: &git2::Error) -> Failure {
         || msg.contains("status code: 403")
         || msg.contains("permission to")
     {
-        return Failure::Auth;
+        return Fault::Auth;
     }
     if err.code() == ErrorCode::Certificate || err.class() == ErrorClass::Ssl {
-        return Failure::Fatal;
+        return Fault::Fatal;
     }
     const TRANSIENT: [&str; 13] = [
         "connection refused",
@@ -82,9 +82,9 @@ pub(crate) fn failure(err: &git2::Error) -> Failure {
     if TRANSIENT.iter().any(|p| msg.contains(p))
         || matches!(err.class(), ErrorClass::Net | ErrorClass::Os)
     {
-        return Failure::Network;
+        return Fault::Network;
     }
-    Failure::Fatal
+    Fault::Fatal
 }
 
 /// The useful lines of the remote's sideband chatter: progress meters dropped, `remote:`
@@ -171,7 +171,7 @@ mod tests {
                     ErrorClass::Http,
                     "authentication required but no callback set",
                 ),
-                Failure::Auth,
+                Fault::Auth,
             ),
             (
                 Error::new(
@@ -179,7 +179,7 @@ mod tests {
                     ErrorClass::Http,
                     "unexpected http status code: 403",
                 ),
-                Failure::Auth,
+                Fault::Auth,
             ),
             (
                 Error::new(
@@ -187,7 +187,7 @@ mod tests {
                     ErrorClass::Http,
                     "too many redirects or authentication replays",
                 ),
-                Failure::Auth,
+                Fault::Auth,
             ),
             (
                 Error::new(
@@ -195,11 +195,11 @@ mod tests {
                     ErrorClass::Os,
                     "failed to connect to 127.0.0.1: Connection refused",
                 ),
-                Failure::Network,
+                Fault::Network,
             ),
             (
                 Error::new(ErrorCode::GenericError, ErrorClass::Net, "early EOF"),
-                Failure::Network,
+                Fault::Network,
             ),
             (
                 Error::new(
@@ -207,7 +207,7 @@ mod tests {
                     ErrorClass::Http,
                     "unexpected http status code: 502",
                 ),
-                Failure::Network,
+                Fault::Network,
             ),
             (
                 Error::new(
@@ -215,7 +215,7 @@ mod tests {
                     ErrorClass::Ssl,
                     "the SSL certificate is invalid",
                 ),
-                Failure::Fatal,
+                Fault::Fatal,
             ),
             (
                 Error::new(
@@ -223,7 +223,7 @@ mod tests {
                     ErrorClass::Http,
                     "unexpected http status code: 404",
                 ),
-                Failure::Fatal,
+                Fault::Fatal,
             ),
             (
                 Error::new(
@@ -231,11 +231,11 @@ mod tests {
                     ErrorClass::Repository,
                     "could not find repository at '/nope'",
                 ),
-                Failure::Fatal,
+                Fault::Fatal,
             ),
         ];
         for (err, want) in cases {
-            assert_eq!(failure(&err), want, "{err}");
+            assert_eq!(fault(&err), want, "{err}");
         }
     }
 

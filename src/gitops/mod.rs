@@ -29,9 +29,11 @@ use git2::{FileMode, Oid, Repository, Signature};
 use rand::Rng as _;
 
 use self::backoff::Backoff;
-use self::classify::{Failure, Refusal};
+use self::classify::{Fault, Refusal};
 use self::transport::{NetError, Pushed, Remote};
 pub use self::workspace::{workspace_branch, workspace_origin};
+use crate::failure::Hint;
+use crate::retry::Policy;
 
 /// One write-back: where to push, as whom, and how hard to try.
 #[derive(Debug, Clone)]
@@ -166,9 +168,19 @@ pub enum GitopsError {
 }
 
 impl GitopsError {
-    /// Advice for causes we recognise.
-    pub fn hint(&self) -> Option<&str> {
+    /// The error as the pipeline passes it on: the caller's own edit error as it was (so its
+    /// file and line are found), anything else as it is.
+    pub fn into_anyhow(self) -> anyhow::Error {
         match self {
+            GitopsError::Edit(inner) => inner,
+            other => other.into(),
+        }
+    }
+}
+
+impl Hint for GitopsError {
+    fn hint(&self) -> Option<String> {
+        let hint = match self {
             GitopsError::Authenticate { .. } => Some(
                 "the token needs `contents: write` on this repository (set `permissions: contents: write`; fork pull requests only get a read-only token)",
             ),
@@ -197,7 +209,8 @@ impl GitopsError {
                 )
             }
             _ => None,
-        }
+        };
+        hint.map(str::to_string)
     }
 }
 
@@ -228,115 +241,205 @@ fn init_libgit2() {
 /// Runs the write-back loop. See the module docs.
 pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, GitopsError> {
     init_libgit2();
-    let started = Instant::now();
-    let scratch = tempfile::Builder::new()
-        .prefix("deploy-action-")
-        .tempdir()
-        .map_err(GitopsError::CreateScratch)?;
-    let repo = Repository::init_bare(scratch.path()).map_err(GitopsError::InitScratch)?;
-    let remote = Remote::new(&opts.remote_url, &opts.branch, opts.token.as_ref());
-    let url = transport::redact_url_credentials(&opts.remote_url);
-    let branch = opts.branch.as_str();
-    let mut rng = rand::rng();
-    let mut backoff = Backoff::new();
-    let mut attempts = 0u32;
-    // The tip we saw last.
-    let mut last_tip: Option<Oid> = None;
-    // Commits whose push broke off mid-way: they may have landed.
-    let mut unsure: Vec<Oid> = Vec::new();
-
-    let gave_up = |attempts: u32, why: &'static str| GitopsError::GaveUp {
-        branch: branch.to_string(),
-        attempts,
-        elapsed: started.elapsed(),
-        why,
-    };
-    let net_failed = |op: Op, e: NetError, tries: u32| match e.failure {
-        Failure::Auth => GitopsError::Authenticate {
-            op,
-            url: url.clone(),
-            remote: e.remote,
-            source: e.source,
-        },
-        Failure::Network => GitopsError::Unreachable {
-            op,
-            url: url.clone(),
-            tries,
-            source: e.source,
-        },
-        Failure::Fatal => GitopsError::Transfer {
-            op,
-            url: url.clone(),
-            branch: branch.to_string(),
-            remote: e.remote,
-            source: e.source,
-        },
-    };
-    let mut net_tries = 0u32;
-    // Sleeps, but never past the deadline; false when the deadline has passed.
-    let pause = |d: Duration| {
-        let left = opts.deadline.saturating_sub(started.elapsed());
-        std::thread::sleep(d.min(left));
-        started.elapsed() < opts.deadline
-    };
-
+    let mut attempts = Attempts::start(opts)?;
     loop {
-        if started.elapsed() >= opts.deadline {
-            return Err(gave_up(attempts, "the deadline passed"));
+        match attempts.next(edit)? {
+            Step::Done(outcome) => return Ok(outcome),
+            Step::Again => {}
+            Step::Wait(wait, on_deadline) => attempts.pause(wait, on_deadline)?,
         }
+    }
+}
 
-        // 1. Fetch the tip.
-        let tip = match remote.fetch(&repo) {
+/// What one pass through the loop decided.
+enum Step {
+    Done(Outcome),
+    /// Fetch again at once (the push was doomed in negotiation).
+    Again,
+    /// Wait, then fetch again; the error to give if the deadline passes meanwhile.
+    Wait(Duration, GitopsError),
+}
+
+/// The state the loop carries from one pass to the next.
+struct Attempts<'o> {
+    opts: &'o WriteBack,
+    started: Instant,
+    /// Held so the scratch repository lives as long as the loop.
+    _scratch: tempfile::TempDir,
+    repo: Repository,
+    remote: Remote,
+    /// The remote URL without credentials, for messages.
+    url: String,
+    backoff: Backoff,
+    /// Pushes that reached the remote.
+    pushes: u32,
+    /// Consecutive fetches or pushes that failed on the network.
+    net_tries: u32,
+    /// The tip we saw last.
+    last_tip: Option<Oid>,
+    /// Commits whose push broke off mid-way: they may have landed.
+    unsure: Vec<Oid>,
+}
+
+impl<'o> Attempts<'o> {
+    fn start(opts: &'o WriteBack) -> Result<Attempts<'o>, GitopsError> {
+        let scratch = tempfile::Builder::new()
+            .prefix("deploy-action-")
+            .tempdir()
+            .map_err(GitopsError::CreateScratch)?;
+        let repo = Repository::init_bare(scratch.path()).map_err(GitopsError::InitScratch)?;
+        Ok(Attempts {
+            opts,
+            started: Instant::now(),
+            _scratch: scratch,
+            repo,
+            remote: Remote::new(&opts.remote_url, &opts.branch, opts.token.as_ref()),
+            url: transport::redact_url_credentials(&opts.remote_url),
+            backoff: Backoff::new(),
+            pushes: 0,
+            net_tries: 0,
+            last_tip: None,
+            unsure: Vec::new(),
+        })
+    }
+
+    fn branch(&self) -> &str {
+        &self.opts.branch
+    }
+
+    fn outcome(&self, changed: bool, commit: Option<Oid>) -> Outcome {
+        Outcome {
+            changed,
+            commit: commit.map(|c| c.to_string()),
+            attempts: self.pushes,
+        }
+    }
+
+    fn gave_up(&self, why: &'static str) -> GitopsError {
+        GitopsError::GaveUp {
+            branch: self.branch().to_string(),
+            attempts: self.pushes,
+            elapsed: self.started.elapsed(),
+            why,
+        }
+    }
+
+    fn net_failed(&self, op: Op, e: NetError) -> GitopsError {
+        let url = self.url.clone();
+        match e.fault {
+            Fault::Auth => GitopsError::Authenticate {
+                op,
+                url,
+                remote: e.remote,
+                source: e.source,
+            },
+            Fault::Network => GitopsError::Unreachable {
+                op,
+                url,
+                tries: self.net_tries,
+                source: e.source,
+            },
+            Fault::Fatal => GitopsError::Transfer {
+                op,
+                url,
+                branch: self.branch().to_string(),
+                remote: e.remote,
+                source: e.source,
+            },
+        }
+    }
+
+    fn branch_missing(&self) -> GitopsError {
+        GitopsError::BranchMissing {
+            url: self.url.clone(),
+            branch: self.branch().to_string(),
+        }
+    }
+
+    /// Sleeps, but never past the deadline; `on_deadline` if it passes.
+    fn pause(&self, wait: Duration, on_deadline: GitopsError) -> Result<(), GitopsError> {
+        let left = self.opts.deadline.saturating_sub(self.started.elapsed());
+        std::thread::sleep(wait.min(left));
+        if self.started.elapsed() < self.opts.deadline {
+            Ok(())
+        } else {
+            Err(on_deadline)
+        }
+    }
+
+    /// A network failure: wait and retry while the policy allows, else the error.
+    fn network_retry(&mut self, op: Op, e: NetError, what: String) -> Result<Step, GitopsError> {
+        self.net_tries += 1;
+        let policy = Policy::GIT_NETWORK;
+        if !policy.allows_after(self.net_tries) {
+            return Err(self.net_failed(op, e));
+        }
+        let wait = policy.jittered(self.net_tries);
+        println!(
+            "{what} failed ({}), retrying in {} ms",
+            e.source.message(),
+            wait.as_millis()
+        );
+        Ok(Step::Wait(wait, self.net_failed(op, e)))
+    }
+
+    /// One pass: fetch the tip, re-apply the edit, and push the commit built on it.
+    fn next(&mut self, edit: &mut Edit<'_>) -> Result<Step, GitopsError> {
+        if self.started.elapsed() >= self.opts.deadline {
+            return Err(self.gave_up("the deadline passed"));
+        }
+        let tip = match self.remote.fetch(&self.repo) {
             Ok(Some(tip)) => tip,
-            Ok(None) => {
-                return Err(GitopsError::BranchMissing {
-                    url,
-                    branch: branch.to_string(),
-                });
+            Ok(None) => return Err(self.branch_missing()),
+            Err(e) if e.fault == Fault::Network => {
+                let what = format!("fetch from {}", self.url);
+                return self.network_retry(Op::Fetch, e, what);
             }
-            Err(e) if e.failure == Failure::Network => {
-                net_tries += 1;
-                match backoff.network_failure(rng.random()) {
-                    Some(wait) => {
-                        println!(
-                            "fetch from {url} failed ({}), retrying in {} ms",
-                            e.source.message(),
-                            wait.as_millis()
-                        );
-                        if !pause(wait) {
-                            return Err(net_failed(Op::Fetch, e, net_tries));
-                        }
-                        continue;
-                    }
-                    None => return Err(net_failed(Op::Fetch, e, net_tries)),
-                }
+            Err(e) => {
+                self.net_tries = 1;
+                return Err(self.net_failed(Op::Fetch, e));
             }
-            Err(e) => return Err(net_failed(Op::Fetch, e, 1)),
         };
-        backoff.network_ok();
-        net_tries = 0;
-        if unsure.contains(&tip) {
+        self.net_tries = 0;
+        if self.unsure.contains(&tip) {
             println!(
-                "{branch} is at {}: our earlier push landed after all",
+                "{} is at {}: our earlier push landed after all",
+                self.branch(),
                 short(tip)
             );
-            return Ok(Outcome {
-                changed: true,
-                commit: Some(tip.to_string()),
-                attempts,
-            });
+            return Ok(Step::Done(self.outcome(true, Some(tip))));
         }
         // How many jobs landed since we last looked.
-        if let Some(last) = last_tip {
-            let landed = count_between(&repo, last, tip);
-            backoff.landed(landed);
+        if let Some(last) = self.last_tip {
+            self.backoff.landed(count_between(&self.repo, last, tip));
         }
-        let _ = repo.reference(transport::SEEN_REF, tip, true, "");
-        last_tip = Some(tip);
+        let _ = self.repo.reference(transport::SEEN_REF, tip, true, "");
+        self.last_tip = Some(tip);
 
-        // 2–3. Re-apply the edit on the tip.
+        let Some(commit) = self.commit_edit(tip, edit)? else {
+            return self.up_to_date(tip);
+        };
+        if self.opts.dry_run {
+            println!(
+                "dry run: would push {} onto {} at {}",
+                short(commit),
+                self.branch(),
+                short(tip)
+            );
+            return Ok(Step::Done(self.outcome(true, None)));
+        }
+        if self.pushes >= self.opts.max_attempts {
+            return Err(self.gave_up("the branch kept moving"));
+        }
+        self.push(commit, tip)
+    }
+
+    /// The edit re-applied on `tip`, committed in memory with `tip` as its parent; `None` when
+    /// it changes nothing there.
+    fn commit_edit(&self, tip: Oid, edit: &mut Edit<'_>) -> Result<Option<Oid>, GitopsError> {
+        let repo = &self.repo;
         let read_tip = |e: git2::Error| GitopsError::ReadTip {
-            branch: branch.to_string(),
+            branch: self.branch().to_string(),
             tip: tip.to_string(),
             source: e,
         };
@@ -355,129 +458,101 @@ pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, Gito
             tip: tip.to_string(),
             source: e,
         };
-        let tree = build_tree(&repo, &base_tree, &files).map_err(build)?;
+        let tree = build_tree(repo, &base_tree, &files).map_err(build)?;
         if tree == base_tree.id() {
-            // A push that broke off may have landed and been built upon since.
-            if let Some(ours) = unsure
-                .iter()
-                .find(|&&c| repo.graph_descendant_of(tip, c).unwrap_or(false))
-            {
-                println!(
-                    "{branch} at {} already has our earlier push {}",
-                    short(tip),
-                    short(*ours)
-                );
-                return Ok(Outcome {
-                    changed: true,
-                    commit: Some(ours.to_string()),
-                    attempts,
-                });
-            }
-            println!("{branch} at {} is already up to date", short(tip));
-            return Ok(Outcome {
-                changed: false,
-                commit: None,
-                attempts,
-            });
+            return Ok(None);
         }
-
-        // 4. Commit on exactly that tip, in memory.
-        let signature = Signature::now(&opts.author_name, &opts.author_email).map_err(build)?;
+        let signature =
+            Signature::now(&self.opts.author_name, &self.opts.author_email).map_err(build)?;
         let tree = repo.find_tree(tree).map_err(build)?;
-        let commit = repo
-            .commit(None, &signature, &signature, &opts.message, &tree, &[&base])
-            .map_err(build)?;
-        if opts.dry_run {
-            println!(
-                "dry run: would push {} onto {branch} at {}",
-                short(commit),
-                short(tip)
-            );
-            return Ok(Outcome {
-                changed: true,
-                commit: None,
-                attempts,
-            });
-        }
-        if attempts >= opts.max_attempts {
-            return Err(gave_up(attempts, "the branch kept moving"));
-        }
+        repo.commit(
+            None,
+            &signature,
+            &signature,
+            &self.opts.message,
+            &tree,
+            &[&base],
+        )
+        .map(Some)
+        .map_err(build)
+    }
 
-        // 5. Push with the lease.
-        attempts += 1;
+    /// Nothing to write at `tip`: done, unless a push that broke off landed and was built upon.
+    fn up_to_date(&self, tip: Oid) -> Result<Step, GitopsError> {
+        if let Some(ours) = self
+            .unsure
+            .iter()
+            .find(|&&c| self.repo.graph_descendant_of(tip, c).unwrap_or(false))
+        {
+            println!(
+                "{} at {} already has our earlier push {}",
+                self.branch(),
+                short(tip),
+                short(*ours)
+            );
+            return Ok(Step::Done(self.outcome(true, Some(*ours))));
+        }
+        println!("{} at {} is already up to date", self.branch(), short(tip));
+        Ok(Step::Done(self.outcome(false, None)))
+    }
+
+    /// Pushes `commit` with the lease on `tip`.
+    fn push(&mut self, commit: Oid, tip: Oid) -> Result<Step, GitopsError> {
+        self.pushes += 1;
+        let n = self.pushes;
+        let branch = self.branch().to_string();
+        let spent = n >= self.opts.max_attempts;
         let push_started = Instant::now();
-        let spent = attempts >= opts.max_attempts;
-        match remote.push(&repo, commit, tip) {
+        match self.remote.push(&self.repo, commit, tip) {
             Ok(Pushed::Landed) => {
-                println!("attempt {attempts}: pushed {} to {branch}", short(commit));
-                return Ok(Outcome {
-                    changed: true,
-                    commit: Some(commit.to_string()),
-                    attempts,
-                });
+                println!("attempt {n}: pushed {} to {branch}", short(commit));
+                Ok(Step::Done(self.outcome(true, Some(commit))))
             }
             Ok(Pushed::Doomed { now: Some(now) }) => {
                 println!(
-                    "attempt {attempts}: {branch} moved to {} before we pushed{}",
+                    "attempt {n}: {branch} moved to {} before we pushed{}",
                     short(now),
                     if spent { "" } else { ", refetching" }
                 );
                 if spent {
-                    return Err(gave_up(attempts, "the branch kept moving"));
+                    return Err(self.gave_up("the branch kept moving"));
                 }
+                Ok(Step::Again)
             }
-            Ok(Pushed::Doomed { now: None }) => {
-                return Err(GitopsError::BranchMissing {
-                    url,
-                    branch: branch.to_string(),
-                });
-            }
+            Ok(Pushed::Doomed { now: None }) => Err(self.branch_missing()),
             Ok(Pushed::Lost) if spent => {
-                println!("attempt {attempts}: lost the race for {branch}");
-                return Err(gave_up(attempts, "the branch kept moving"));
+                println!("attempt {n}: lost the race for {branch}");
+                Err(self.gave_up("the branch kept moving"))
             }
             Ok(Pushed::Lost) => {
-                backoff.pushed(push_started.elapsed());
-                let wait = backoff.lost(rng.random());
+                self.backoff.pushed(push_started.elapsed());
+                let wait = self.backoff.lost(rand::rng().random());
                 println!(
-                    "attempt {attempts}: lost the race for {branch}, retrying in {} ms",
+                    "attempt {n}: lost the race for {branch}, retrying in {} ms",
                     wait.as_millis()
                 );
-                if !pause(wait) {
-                    return Err(gave_up(attempts, "the deadline passed"));
-                }
+                Ok(Step::Wait(wait, self.gave_up("the deadline passed")))
             }
             Ok(Pushed::Refused {
                 status,
                 refusal,
                 remote,
-            }) => {
-                return Err(GitopsError::PushRefused {
-                    url,
-                    branch: branch.to_string(),
-                    status,
-                    remote,
-                    protected: refusal == Refusal::Protected,
-                });
+            }) => Err(GitopsError::PushRefused {
+                url: self.url.clone(),
+                branch,
+                status,
+                remote,
+                protected: refusal == Refusal::Protected,
+            }),
+            Err(e) if e.fault == Fault::Network => {
+                self.unsure.push(commit);
+                let what = format!("attempt {n}: push to {}", self.url);
+                self.network_retry(Op::Push, e, what)
             }
-            Err(e) if e.failure == Failure::Network => {
-                unsure.push(commit);
-                net_tries += 1;
-                match backoff.network_failure(rng.random()) {
-                    Some(wait) => {
-                        println!(
-                            "attempt {attempts}: push to {url} failed ({}), retrying in {} ms",
-                            e.source.message(),
-                            wait.as_millis()
-                        );
-                        if !pause(wait) {
-                            return Err(net_failed(Op::Push, e, net_tries));
-                        }
-                    }
-                    None => return Err(net_failed(Op::Push, e, net_tries)),
-                }
+            Err(e) => {
+                self.net_tries = 1;
+                Err(self.net_failed(Op::Push, e))
             }
-            Err(e) => return Err(net_failed(Op::Push, e, 1)),
         }
     }
 }

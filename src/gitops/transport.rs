@@ -15,7 +15,7 @@ use git2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use super::classify::{self, Failure, Refusal};
+use super::classify::{self, Fault, Refusal};
 
 /// Where the fetched tip is kept in the scratch repository.
 const TIP_REF: &str = "refs/deploy-action/tip";
@@ -47,7 +47,7 @@ pub(crate) enum Pushed {
 /// A fetch or push that failed before the remote could judge our update.
 #[derive(Debug)]
 pub(crate) struct NetError {
-    pub failure: Failure,
+    pub fault: Fault,
     /// Already scrubbed of secrets.
     pub source: git2::Error,
     pub remote: Vec<String>,
@@ -111,13 +111,13 @@ impl Remote {
         sideband: &RefCell<Vec<u8>>,
         auth_asked: bool,
     ) -> NetError {
-        let failure = if auth_asked {
-            Failure::Auth
+        let fault = if auth_asked {
+            Fault::Auth
         } else {
-            classify::failure(e)
+            classify::fault(e)
         };
         NetError {
-            failure,
+            fault,
             source: self.scrub_error(e),
             remote: self.remote_lines(&sideband.borrow()),
         }
@@ -207,7 +207,7 @@ impl Remote {
             Ok(oid) => Ok(Some(oid)),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(NetError {
-                failure: Failure::Fatal,
+                fault: Fault::Fatal,
                 source: self.scrub_error(&e),
                 remote: Vec::new(),
             }),
@@ -302,7 +302,7 @@ impl Remote {
         base: Oid,
     ) -> Result<Pushed, NetError> {
         let fatal = |e: &git2::Error| NetError {
-            failure: classify::failure(e),
+            fault: classify::fault(e),
             source: self.scrub_error(e),
             remote: Vec::new(),
         };

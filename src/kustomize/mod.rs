@@ -6,27 +6,28 @@
 
 mod edit;
 mod quote;
+mod shape;
 mod spec;
 mod yaml;
 
-#[doc(hidden)]
-pub mod cases;
-
 use std::path::{Path, PathBuf};
 
-pub use edit::{ImageEntry, current_image, set_images};
-pub use spec::{Field, ImageSpec, SpecError, parse_spec};
+pub use edit::set_images;
+pub use shape::{ImageEntry, current_image};
+pub use spec::{Field, ImageSpec, SpecError, SpecErrors, parse_spec, parse_specs};
+
+use crate::failure::{Hint, Locate, Location};
 
 /// The names kustomize looks for, in its order.
 pub const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// Why a kustomization could not be edited. `Display` is one line, `file:line: message` when
-/// there is a line, then `\nhint: …` when a usual cause is known.
+/// Why a kustomization could not be edited. The file and line come through [`Locate`], the
+/// usual cause through [`Hint`]; `Display` is the problem alone.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
     /// The file is not YAML, or not a shape we can edit without risk; nothing was written.
-    #[error("{file}:{line}: {message}{}", hint_line(*.hint))]
+    #[error("{message}")]
     Refused {
         file: String,
         line: usize,
@@ -34,15 +35,15 @@ pub enum EditError {
         hint: Option<&'static str>,
     },
     /// The directory holds none of [`KUSTOMIZATION_FILES`].
-    #[error("{dir}: {}\nhint: {NOT_FOUND_HINT}", NOT_FOUND)]
+    #[error("no kustomization.yaml, kustomization.yml or Kustomization")]
     NotFound { dir: String },
-    #[error("cannot read {file}")]
+    #[error("cannot read")]
     Read {
         file: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write {file}")]
+    #[error("cannot write")]
     Write {
         file: String,
         #[source]
@@ -50,51 +51,34 @@ pub enum EditError {
     },
 }
 
-const NOT_FOUND: &str = "no kustomization.yaml, kustomization.yml or Kustomization";
-const NOT_FOUND_HINT: &str =
-    "the `kustomization` input (or --dir) names the overlay directory, relative to the workspace";
-
-fn hint_line(hint: Option<&str>) -> String {
-    hint.map(|h| format!("\nhint: {h}")).unwrap_or_default()
-}
-
-impl EditError {
-    /// The 1-based line the problem is on, for `::error file=,line=::`.
-    pub fn line(&self) -> Option<usize> {
+impl Hint for EditError {
+    fn hint(&self) -> Option<String> {
         match self {
-            EditError::Refused { line, .. } => Some(*line),
-            _ => None,
-        }
-    }
-
-    /// The problem alone, without the `file:line: ` prefix or the hint, but with the cause of
-    /// an I/O error: for callers that show file, line and hint themselves (`::error file=,line=::`).
-    pub fn message(&self) -> String {
-        match self {
-            EditError::Refused { message, .. } => message.clone(),
-            EditError::NotFound { .. } => NOT_FOUND.to_string(),
-            EditError::Read { source, .. } => format!("cannot read: {source}"),
-            EditError::Write { source, .. } => format!("cannot write: {source}"),
-        }
-    }
-
-    /// The usual cause, when one is known.
-    pub fn hint(&self) -> Option<&str> {
-        match self {
-            EditError::Refused { hint, .. } => *hint,
-            EditError::NotFound { .. } => Some(NOT_FOUND_HINT),
+            EditError::Refused { hint, .. } => hint.map(str::to_string),
+            EditError::NotFound { .. } => Some(
+                "the `kustomization` input (or --dir) names the overlay directory, relative to the workspace".into(),
+            ),
             EditError::Read { .. } | EditError::Write { .. } => None,
         }
     }
+}
 
-    /// The file (or, for [`EditError::NotFound`], the directory) the problem is in.
-    pub fn file(&self) -> &str {
-        match self {
-            EditError::Refused { file, .. }
-            | EditError::Read { file, .. }
-            | EditError::Write { file, .. } => file,
-            EditError::NotFound { dir } => dir,
-        }
+impl Locate for EditError {
+    fn location(&self) -> Option<Location> {
+        Some(match self {
+            EditError::Refused { file, line, .. } => Location {
+                file: file.clone(),
+                line: Some(*line),
+            },
+            EditError::Read { file, .. } | EditError::Write { file, .. } => Location {
+                file: file.clone(),
+                line: None,
+            },
+            EditError::NotFound { dir } => Location {
+                file: dir.clone(),
+                line: None,
+            },
+        })
     }
 }
 
@@ -155,45 +139,53 @@ pub fn set_image_in_dir(dir: &Path, specs: &[ImageSpec]) -> Result<bool, EditErr
 mod tests {
     use super::*;
 
+    use crate::failure::Failure;
+
+    fn failure(err: EditError) -> Failure {
+        Failure::of(&err.into())
+    }
+
     #[test]
-    fn an_edit_error_shows_file_line_and_hint_and_gives_them_apart() {
+    fn an_edit_error_gives_file_line_message_and_hint_apart() {
         let err = set_images("k.yaml", b"images:\n- name: a\n- name: a\n", &[]).unwrap_err();
-        assert_eq!((err.file(), err.line()), ("k.yaml", Some(3)));
+        let f = failure(err);
         assert_eq!(
-            err.message(),
+            f.location,
+            Some(Location {
+                file: "k.yaml".into(),
+                line: Some(3)
+            })
+        );
+        assert_eq!(
+            f.message,
             "a second entry for image \"a\" (the first is on line 2)"
         );
         assert_eq!(
-            err.hint(),
+            f.hint.as_deref(),
             Some("kustomize applies one entry per image name; remove one of them")
         );
-        assert_eq!(
-            err.to_string(),
-            format!("k.yaml:3: {}\nhint: {}", err.message(), err.hint().unwrap())
-        );
+        assert_eq!(f.located_message(), format!("k.yaml:3: {}", f.message));
     }
 
     #[test]
     fn a_missing_kustomization_names_the_directory_with_a_hint() {
         let tmp = tempfile::tempdir().unwrap();
-        let err = find_kustomization(tmp.path()).unwrap_err();
         let dir = tmp.path().display().to_string();
-        assert_eq!((err.file(), err.line()), (dir.as_str(), None));
+        let f = failure(find_kustomization(tmp.path()).unwrap_err());
         assert_eq!(
-            err.to_string(),
-            format!("{dir}: {}\nhint: {}", err.message(), err.hint().unwrap())
+            f.located_message(),
+            format!("{dir}: no kustomization.yaml, kustomization.yml or Kustomization")
         );
+        assert!(f.hint.unwrap().contains("overlay directory"));
     }
 
     #[test]
-    fn an_io_error_keeps_its_cause_in_the_message_and_the_source() {
+    fn an_io_error_keeps_its_cause_once() {
         let err = EditError::Read {
             file: "k.yaml".into(),
             source: std::io::Error::other("boom"),
         };
-        assert_eq!(err.to_string(), "cannot read k.yaml");
-        assert_eq!(err.message(), "cannot read: boom");
-        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(failure(err).located_message(), "k.yaml: cannot read: boom");
     }
 
     #[test]

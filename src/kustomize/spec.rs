@@ -6,6 +6,8 @@
 //! replaces the whole entry, so a part the spec does not mention is cleared; `*` keeps the
 //! file's value.
 
+use crate::failure::Hint;
+
 /// One field of a spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
@@ -56,9 +58,7 @@ pub enum SpecError {
     )]
     NothingToSet { arg: String },
     /// A part is empty, e.g. `app:` or `=new` (usually an unset variable).
-    #[error(
-        "invalid image spec {arg:?}: the {part} is empty\nhint: is the variable that should fill it unset?"
-    )]
+    #[error("invalid image spec {arg:?}: the {part} is empty")]
     EmptyPart { arg: String, part: &'static str },
     /// Whitespace or a control character: no image reference contains one.
     #[error("invalid image spec {arg:?}: the {part} contains whitespace or a control character")]
@@ -73,6 +73,40 @@ impl SpecError {
             | SpecError::EmptyPart { arg, .. }
             | SpecError::BadCharacter { arg, .. } => arg,
         }
+    }
+}
+
+/// Every refused argument of one `set-image` command, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl Hint for SpecErrors {
+    fn hint(&self) -> Option<String> {
+        Some(
+            if self
+                .0
+                .iter()
+                .any(|e| matches!(e, SpecError::EmptyPart { .. }))
+            {
+                "is the variable that should fill it unset?"
+            } else {
+                "SPEC is name=newName:tag@digest, name:tag or name@digest"
+            }
+            .into(),
+        )
+    }
+}
+
+/// Parses every argument, collecting all the refusals.
+pub fn parse_specs(args: &[String]) -> Result<Vec<ImageSpec>, SpecErrors> {
+    let (ok, bad): (Vec<_>, Vec<_>) = args.iter().map(|a| parse_spec(a)).partition(Result::is_ok);
+    if bad.is_empty() {
+        Ok(ok.into_iter().flatten().collect())
+    } else {
+        Err(SpecErrors(
+            bad.into_iter().filter_map(Result::err).collect(),
+        ))
     }
 }
 
@@ -336,10 +370,20 @@ mod tests {
 
     #[test]
     fn the_error_for_an_unset_variable_has_a_hint() {
-        insta::assert_snapshot!(parse_spec("auth-service:").unwrap_err().to_string(), @r#"
+        let err = parse_specs(&["a=r/a:v1".into(), "auth-service:".into()]).unwrap_err();
+        let f = crate::failure::Failure::of(&err.into());
+        insta::assert_snapshot!(f.text(), @r#"
         invalid image spec "auth-service:": the tag is empty
         hint: is the variable that should fill it unset?
         "#);
+    }
+
+    #[test]
+    fn every_refused_argument_is_reported_with_the_general_hint() {
+        let err = parse_specs(&["nothing".into(), "a b:v1".into()]).unwrap_err();
+        assert_eq!(err.0.len(), 2);
+        assert!(err.hint().unwrap().starts_with("SPEC is"));
+        assert_eq!(parse_specs(&["a:v1".into()]).unwrap().len(), 1);
     }
 
     #[test]

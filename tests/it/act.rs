@@ -14,7 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::support::{OVERLAY, SERVICES, git, service_env};
+use crate::support::services::reuse_act_image;
+use crate::support::{OVERLAY, SERVICES, git, services};
 
 /// The image `action.yml` runs; `scripts/image.sh` builds it from this checkout.
 const ACTION_IMAGE: &str = "ghcr.io/nova/deploy-action:v1";
@@ -457,17 +458,15 @@ fn target_tmp() -> PathBuf {
 #[ignore = "needs act+dockerd; run by scripts/test.sh"]
 fn the_example_workflow_deploys_all_eight_services_under_act() {
     let t_all = Instant::now();
-    let registry = service_env("DA_REGISTRY");
-    let (reg_user, reg_password) = (
-        service_env("DA_REGISTRY_USER"),
-        service_env("DA_REGISTRY_PASSWORD"),
-    );
-    let act = std::env::var("DA_ACT").unwrap_or_else(|_| "act".into());
-    let kubectl = std::env::var("DA_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let s = services();
+    let registry = s.registry.clone();
+    let (reg_user, reg_password) = (s.registry_user.clone(), s.registry_password.clone());
+    let act = s.act.clone();
+    let kubectl = s.kubectl.clone();
 
     // 1. The action image, from this checkout (scripts/image.sh: release binary, local base).
     let t_image = Instant::now();
-    let image_line = if std::env::var("DA_ACT_REUSE_IMAGE").is_ok_and(|v| v == "1") {
+    let image_line = if reuse_act_image() {
         format!("image {ACTION_IMAGE}: reused (DA_ACT_REUSE_IMAGE=1)")
     } else {
         run(Command::new("bash")
@@ -488,8 +487,8 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
             .unwrap()
             .as_millis()
     );
-    let remote_dir = PathBuf::from(service_env("DA_GIT_DAEMON_BASE")).join(&name);
-    let remote_url = format!("{}/{name}", service_env("DA_GIT_DAEMON_URL"));
+    let remote_dir = s.git_daemon_base.join(&name);
+    let remote_url = format!("{}/{name}", s.git_daemon_url);
     git(
         remote_dir.parent().unwrap(),
         &[
@@ -524,7 +523,7 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
     );
     let sha = git(&checkout, &["rev-parse", "HEAD"]);
 
-    create_ecr_repositories(&service_env("DA_MOTO_URL"));
+    create_ecr_repositories(&s.moto_url);
 
     // 3. act, offline, with the DESIGN recipe.
     let oidc = OidcStub::start();
@@ -541,10 +540,7 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
             "--pull=false",
             "--no-cache-server",
         ])
-        .args([
-            "-P",
-            &format!("ubuntu-latest={}", service_env("DA_BASE_IMAGE")),
-        ])
+        .args(["-P", &format!("ubuntu-latest={}", s.base_image)])
         // act runs as many jobs at once as there are CPUs; let max-parallel be the limit, as on GitHub.
         .args(["--concurrent-jobs", "8"])
         .args([
@@ -560,10 +556,7 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
             "--env",
             &format!("ACTIONS_ID_TOKEN_REQUEST_TOKEN={}", oidc.token),
         ])
-        .args([
-            "--env",
-            &format!("AWS_ENDPOINT_URL={}", service_env("DA_MOTO_URL")),
-        ])
+        .args(["--env", &format!("AWS_ENDPOINT_URL={}", s.moto_url)])
         .args(["--env", "AWS_EC2_METADATA_DISABLED=true"])
         .output()
         .expect("act runs");

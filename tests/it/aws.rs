@@ -10,20 +10,21 @@ use std::time::Instant;
 
 use aws_config::{BehaviorVersion, ConfigLoader};
 use deploy_action::aws::{self, oidc::TokenRequest};
+use deploy_action::failure::Failure;
 use deploy_action::github::Runner;
 use deploy_action::inputs::{Aws, TagMutability};
-use deploy_action::report::Failure;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::oidc::{self, OidcServer, Response, Stub};
-use crate::support::{Action, Remote, Run, Workspace, copy_dir, error_line, service_env};
+use crate::support::services::{AWS_CHILD, aws_child_ops};
+use crate::support::{Action, Remote, Run, Workspace, copy_dir, error_line, services};
 
 const REGION: &str = "eu-west-1";
 /// moto's account for credentials it did not issue.
 const MOTO_DEFAULT_ACCOUNT: &str = "123456789012";
 
 fn moto() -> String {
-    service_env("DA_MOTO_URL")
+    services().moto_url.clone()
 }
 
 /// A fresh 12-digit account per test: moto keeps state per account, and outlives test runs.
@@ -117,7 +118,6 @@ async fn an_oidc_token_becomes_role_credentials_and_an_ecr_login() {
         session.default_registry(),
         format!("{account}.dkr.ecr.{REGION}.amazonaws.com")
     );
-    assert_eq!(login.host, session.default_registry());
     assert_eq!(login.username, "AWS");
     assert_eq!(
         login.password.expose_secret(),
@@ -216,7 +216,7 @@ async fn a_missing_repository_with_creation_off_names_the_repository_region_and_
         .ensure_repository("nova/feed-service", false, TagMutability::Mutable)
         .await
         .unwrap_err();
-    let text = failure(&err).text().replace(&account, "<account>");
+    let text = failure(&err.into()).text().replace(&account, "<account>");
     assert_eq!(
         text,
         "ECR repository nova/feed-service does not exist in <account>.dkr.ecr.eu-west-1.amazonaws.com (region eu-west-1)\n\
@@ -507,7 +507,7 @@ fn run_child(ops: &str, env: &[(&str, String)]) -> Child {
     .env("HOME", home.path())
     .env("GITHUB_ACTIONS", "true")
     .env("AWS_EC2_METADATA_DISABLED", "true")
-    .env("DA_AWS_CHILD", ops);
+    .env(AWS_CHILD, ops);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -524,7 +524,7 @@ fn run_child(ops: &str, env: &[(&str, String)]) -> Child {
 #[tokio::test]
 #[ignore = "child process of the aws tests; does nothing unless DA_AWS_CHILD is set"]
 async fn child_session() {
-    let Ok(ops) = std::env::var("DA_AWS_CHILD") else {
+    let Some(ops) = aws_child_ops() else {
         return;
     };
     // The harness has printed `test … ` without a line break; workflow commands start lines.
@@ -563,7 +563,7 @@ async fn child_session() {
     }
     .await;
     if let Err(e) = result {
-        runner.error(&Failure::of(&e).text(), None, None);
+        runner.error(&Failure::of(&e));
         std::process::exit(1);
     }
 }
@@ -783,11 +783,11 @@ fn the_action_assumes_the_role_through_a_flaky_token_endpoint_and_promotes_into_
 #[test]
 #[ignore = "needs dockerd+registry+moto; run by scripts/test.sh"]
 fn the_action_builds_and_pushes_with_the_ecr_token_and_creates_the_repository_with_scan_on_push() {
-    service_env("DOCKER_HOST");
+    let s = services();
     let (registry, moto_account, base_image) = (
-        service_env("DA_REGISTRY"),
-        service_env("DA_MOTO_ACCOUNT_ID"),
-        service_env("DA_BASE_IMAGE"),
+        s.registry.clone(),
+        s.moto_account_id.clone(),
+        s.base_image.clone(),
     );
     let remote = Remote::file();
     let ws = Workspace::clone_of(&remote);

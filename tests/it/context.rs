@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use deploy_action::docker::context::{ContextSpec, plan, write_tar};
 
-use crate::support::service_env;
+use crate::support::services;
 
 /// A context tree with the shapes `.dockerignore` rules trip over.
 fn write_tree(dir: &Path) {
@@ -95,7 +95,7 @@ fn write_tree(dir: &Path) {
 fn dockerfile_text() -> String {
     format!(
         "FROM {}\nCOPY . /ctx\nRUN find /ctx -exec stat -c '%n %a %F %s' {{}} + | sort > /list\n",
-        service_env("DA_BASE_IMAGE")
+        services().base_image
     )
 }
 
@@ -159,7 +159,7 @@ impl Case {
 
 fn docker() -> Command {
     let mut cmd = Command::new("docker");
-    cmd.env("DOCKER_HOST", service_env("DOCKER_HOST"))
+    cmd.env("DOCKER_HOST", &services().docker_host)
         .env("DOCKER_BUILDKIT", "0")
         .stdin(Stdio::null());
     cmd
@@ -311,7 +311,7 @@ fn a_copy_layer_from_our_tar_hits_the_cli_builds_cache() {
     let case = Case::new(Some("*.log"));
     std::fs::write(
         &case.dockerfile,
-        format!("FROM {}\nCOPY . /ctx\n", service_env("DA_BASE_IMAGE")),
+        format!("FROM {}\nCOPY . /ctx\n", services().base_image),
     )
     .unwrap();
     // A fresh file makes the CLI's build the first one with this content.

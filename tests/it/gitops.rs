@@ -9,10 +9,11 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use deploy_action::failure::Hint as _;
 use deploy_action::gitops::{self, GitopsError, Outcome, TipReader, WriteBack};
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::support::{Action, OVERLAY, Remote, Run, Workspace, git, service_env};
+use crate::support::{Action, OVERLAY, Remote, Run, Server, Workspace, git, services};
 
 const OVERLAY_FILE: &str = "k8s/infrastructure/overlays/staging/kustomization.yaml";
 const BOT: &str = "github-actions[bot]";
@@ -288,16 +289,13 @@ fn attempts_over_file_are_bounded_by_max_attempts() {
 #[test]
 #[ignore = "needs services; run by scripts/test.sh"]
 fn a_lost_race_over_git_daemon_is_retried_on_the_new_tip_without_overwriting_it() {
-    assert_lost_races_are_retried_on_the_new_tip(&Remote::served(
-        "DA_GIT_DAEMON_BASE",
-        "DA_GIT_DAEMON_URL",
-    ));
+    assert_lost_races_are_retried_on_the_new_tip(&Remote::served(Server::GitDaemon));
 }
 
 #[test]
 #[ignore = "needs services; run by scripts/test.sh"]
 fn attempts_over_git_daemon_are_bounded_by_max_attempts() {
-    assert_attempts_are_bounded(&Remote::served("DA_GIT_DAEMON_BASE", "DA_GIT_DAEMON_URL"));
+    assert_attempts_are_bounded(&Remote::served(Server::GitDaemon));
 }
 
 /// A git:// URL on a 127.0.0.1 port nobody listens on.
@@ -477,7 +475,7 @@ fn thirty_two_racing_jobs_over_file_all_land_with_one_commit_each() {
 }
 
 fn slow_daemon_remote() -> Remote {
-    let remote = Remote::served("DA_GIT_DAEMON_BASE", "DA_GIT_DAEMON_URL");
+    let remote = Remote::served(Server::GitDaemon);
     remote.hook("sleep 0.3");
     remote
 }
@@ -505,7 +503,7 @@ fn attempt_lines(run: &Run) -> usize {
 #[test]
 #[ignore = "needs services; run by scripts/test.sh"]
 fn a_declining_hook_fails_at_once_and_shows_its_message() {
-    let remote = Remote::served("DA_GIT_DAEMON_BASE", "DA_GIT_DAEMON_URL");
+    let remote = Remote::served(Server::GitDaemon);
     remote.hook("echo 'deploys are frozen until Monday' >&2\nexit 1");
     let ws = Workspace::clone_of(&remote);
     let head = remote.head();
@@ -524,7 +522,7 @@ fn a_declining_hook_fails_at_once_and_shows_its_message() {
 #[test]
 #[ignore = "needs services; run by scripts/test.sh"]
 fn a_protected_branch_fails_at_once_with_the_protection_hint() {
-    let remote = Remote::served("DA_GIT_DAEMON_BASE", "DA_GIT_DAEMON_URL");
+    let remote = Remote::served(Server::GitDaemon);
     remote.hook(
         "echo 'error: GH006: Protected branch update failed for refs/heads/main.' >&2\nexit 1",
     );
@@ -673,11 +671,12 @@ fn a_workspace_owned_by_the_runner_uid_still_works_as_root() {
 // ------------------------------------------------------------------ HTTPS with a token
 
 fn https_remote() -> (Remote, String, String) {
-    let remote = Remote::served("DA_HTTPS_GIT_BASE", "DA_HTTPS_GIT_URL");
+    let remote = Remote::served(Server::HttpsGit);
+    let s = services();
     (
         remote,
-        service_env("DA_HTTPS_GIT_TOKEN"),
-        service_env("DA_HTTPS_CA"),
+        s.https_git_token.clone(),
+        s.https_ca.display().to_string(),
     )
 }
 

@@ -5,7 +5,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod docker;
 pub mod oidc;
+pub mod registry;
+pub mod services;
+
+pub use services::{Server, services};
 
 pub const SERVICES: [&str; 8] = [
     "auth-service",
@@ -23,13 +28,6 @@ pub const OVERLAY: &str = "k8s/infrastructure/overlays/staging";
 /// The real binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_deploy-action")
-}
-
-/// A variable exported by `scripts/test.sh` after it started the real components.
-pub fn service_env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: real-component tests run through scripts/test.sh, which starts the components")
-    })
 }
 
 /// The one `::error::` line of a failed run, with the runner's escapes undone.
@@ -139,16 +137,16 @@ impl Remote {
         }
     }
 
-    /// A bare repo inside a directory that a server exports; `url_base` is how that server names it.
-    pub fn served(base_dir_var: &str, url_var: &str) -> Remote {
-        let base = PathBuf::from(service_env(base_dir_var));
+    /// A bare repo inside the directory that `server` exports.
+    pub fn served(server: Server) -> Remote {
+        let (base, url) = services().git_server(server);
         let name = format!("t{}-{}.git", std::process::id(), unique());
         let dir = base.join(&name);
         Self::init(&dir);
         Remote {
             _tmp: None,
             dir,
-            url: format!("{}/{}", service_env(url_var), name),
+            url: format!("{url}/{name}"),
         }
     }
 
@@ -194,7 +192,7 @@ impl Remote {
     }
 }
 
-fn unique() -> u64 {
+pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now()

@@ -1,14 +1,19 @@
 //! Integration tests: kustomize.
 //!
-//! Every successful edit case is rendered by real kustomize (`kubectl kustomize`, Kustomize
+//! The case table (`cases.rs`) is checked byte for byte in `table.rs`. Every successful edit case
+//! is rendered by real kustomize (`kubectl kustomize`, Kustomize
 //! v5.5) as an overlay over a base Deployment and CronJob, and `deploy-action set-image` is
 //! driven as a user would.
+
+mod cases;
+mod table;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use deploy_action::kustomize::cases::{CASES, Case};
 use deploy_action::kustomize::{ImageSpec, parse_spec, set_images};
+
+use self::cases::{CASES, Case};
 
 use crate::support::bin;
 

@@ -1,30 +1,24 @@
 //! The registry API (not the daemon): whether `registry/repository:tag` already exists, and its
-//! digest, for `skip-existing`. Basic auth and the Bearer-token challenge come from oci-client.
+//! digest, for `skip-existing` and `pin-digest`. Basic auth and the Bearer-token challenge come
+//! from oci-client.
 
 use std::time::Duration;
 
+use oci_client::Client;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use secrecy::ExposeSecret;
 
-use crate::docker::client::Credentials;
+use super::{Credentials, ImageRef, is_loopback};
+use crate::failure::Hint;
 
 /// Why the registry could not say whether the tag exists.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{image} is not a valid image reference: {source}")]
-    InvalidReference {
-        image: String,
-        #[source]
-        source: oci_client::ParseError,
-    },
-    #[error(
-        "the registry refused to say whether {image} exists: unauthorized\nhint: check registry-username and registry-password, or that the role may read ECR (ecr:BatchGetImage, ecr:GetAuthorizationToken)"
-    )]
+    #[error("the registry refused to say whether {image} exists: unauthorized")]
     Unauthorized { image: String },
-    #[error("looking up {image} in the registry failed: {source}")]
+    #[error("looking up {image} in the registry failed")]
     Lookup {
         image: String,
         #[source]
@@ -32,33 +26,36 @@ pub enum RegistryError {
     },
 }
 
-/// Whether `registry` is this machine, where registries speak plain HTTP (as dockerd assumes).
-pub fn is_loopback(registry: &str) -> bool {
-    let host = match registry.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => registry.rsplit_once(':').map_or(registry, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                registry
-            }
-        }),
-    };
-    host == "localhost" || host == "::1" || host.starts_with("127.")
+impl Hint for RegistryError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            RegistryError::Unauthorized { .. } => Some(
+                "check registry-username and registry-password, or that the role may read ECR (ecr:BatchGetImage, ecr:GetAuthorizationToken)".into(),
+            ),
+            RegistryError::Lookup { source, .. } if is_unreachable(source) => Some(
+                "check the registry input, and that the registry is running and reachable from the runner".into(),
+            ),
+            RegistryError::Lookup { .. } => None,
+        }
+    }
 }
 
-/// The digest of `image` (`registry/repository:tag`) if the registry has it, `None` if it
-/// has no such tag (or no such repository). A HEAD of the manifest, a GET if HEAD gives no digest.
+/// A connection that could not be made or broke off: the registry is down or not reachable.
+fn is_unreachable(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::RequestError(r) => r.is_connect() || r.is_timeout(),
+        OciDistributionError::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// The digest of `image` if the registry has its tag, `None` if it has no such tag (or no such
+/// repository). A HEAD of the manifest, a GET if HEAD gives no digest.
 pub async fn existing_digest(
-    image: &str,
+    image: &ImageRef,
     creds: Option<&Credentials>,
 ) -> Result<Option<String>, RegistryError> {
-    let reference: Reference = image
-        .parse()
-        .map_err(|source| RegistryError::InvalidReference {
-            image: image.to_string(),
-            source,
-        })?;
+    let reference = image.oci();
     let registry = reference.resolve_registry().to_string();
     let protocol = if is_loopback(&registry) {
         ClientProtocol::HttpsExcept(vec![registry])
@@ -106,28 +103,6 @@ fn is_not_found(e: &OciDistributionError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_registries_are_recognised_with_and_without_ports() {
-        for r in [
-            "127.0.0.1:5000",
-            "127.0.0.1",
-            "localhost:5000",
-            "localhost",
-            "[::1]:5000",
-            "127.1.2.3:80",
-        ] {
-            assert!(is_loopback(r), "{r}");
-        }
-        for r in [
-            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-            "registry.local:5000",
-            "localhost.example.com",
-            "10.0.0.1:5000",
-        ] {
-            assert!(!is_loopback(r), "{r}");
-        }
-    }
 
     #[test]
     fn a_manifest_unknown_envelope_means_the_tag_does_not_exist() {

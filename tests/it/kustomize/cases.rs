@@ -1,5 +1,5 @@
-//! The edit cases: one table shared by the unit tests (exact bytes, untouched lines) and the
-//! integration tests (`kubectl kustomize` renders the output over a base). Every successful
+//! The edit cases: one table shared by the table tests (exact bytes, untouched lines) and the
+//! kustomize tests (`kubectl kustomize` renders the output over a base). Every successful
 //! input lists `../base` as a resource so it can be rendered as an overlay.
 
 /// One `set image` run and what it must produce.

@@ -1,0 +1,206 @@
+//! Stage 3: the image set in the overlay. With `git-push` (the default) the edit is re-applied on
+//! the branch tip and pushed until it lands; without it, the workspace's file is edited in place
+//! for a later step to commit.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::StageError;
+use super::image::Image;
+use crate::gitops::{self, WriteBack};
+use crate::inputs::{self, GithubEnv, Inputs, SetImage};
+use crate::kustomize::{self, Field, ImageSpec};
+
+/// Bounds the write-back loop as a whole, whatever `max-attempts` allows.
+const WRITE_BACK_DEADLINE: Duration = Duration::from_secs(600);
+
+/// The third stage's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// Whether the overlay changed (in a dry run: would have).
+    pub changed: bool,
+    /// The pushed commit, when one was pushed.
+    pub commit: Option<String>,
+    /// Push attempts made.
+    pub attempts: u32,
+}
+
+pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Result<Deployed> {
+    let spec = ImageSpec {
+        name: set.image_name.clone(),
+        new_name: Field::Set(image.reference.name()),
+        new_tag: Field::Set(inputs.tag.clone()),
+        digest: image
+            .digest
+            .clone()
+            .filter(|_| set.pin_digest)
+            .map_or(Field::Absent, Field::Set),
+    };
+    if !inputs.git.push {
+        let path = inputs.workspace.join(&set.kustomization);
+        let changed = kustomize::set_image_in_dir(&path, std::slice::from_ref(&spec))?;
+        return Ok(Deployed {
+            changed,
+            commit: None,
+            attempts: 0,
+        });
+    }
+    let opts = write_back_options(inputs, image)?;
+    let dir = set.kustomization.to_string_lossy().into_owned();
+    let mut edit = |read: &gitops::TipReader<'_>| edit_at_tip(&dir, read, &spec, &opts.branch);
+    let outcome = gitops::write_back(&opts, &mut edit).map_err(gitops::GitopsError::into_anyhow)?;
+    Ok(Deployed {
+        changed: outcome.changed,
+        commit: outcome.commit,
+        attempts: outcome.attempts,
+    })
+}
+
+/// The `branch` input, else the branch `GITHUB_REF` names, else the checkout's branch.
+fn branch(
+    input: Option<&str>,
+    github: &GithubEnv,
+    checkout: impl FnOnce() -> Result<Option<String>, gitops::GitopsError>,
+) -> Result<String> {
+    Ok(match (input, github.ref_branch()) {
+        (Some(b), _) => b.strip_prefix("refs/heads/").unwrap_or(b).to_string(),
+        (None, Some(b)) => b.to_string(),
+        (None, None) => checkout()?.ok_or(StageError::NoBranch)?,
+    })
+}
+
+fn write_back_options(inputs: &Inputs, image: &Image) -> Result<WriteBack> {
+    let ws = &inputs.workspace;
+    let branch = branch(inputs.git.branch.as_deref(), &inputs.github, || {
+        gitops::workspace_branch(ws)
+    })?;
+    let remote_url = match gitops::workspace_origin(ws)? {
+        Some(url) => url,
+        None => inputs
+            .github
+            .repository_url()
+            .ok_or_else(|| StageError::NoRemote {
+                workspace: ws.display().to_string(),
+            })?,
+    };
+    let sha = inputs.github.sha.clone().unwrap_or_default();
+    let mut message = inputs::render_message(
+        &inputs.git.commit_message,
+        &[
+            ("service", &inputs.service),
+            ("tag", &inputs.tag),
+            ("image", &image.reference.to_string()),
+            ("digest", image.digest.as_deref().unwrap_or("")),
+            ("sha", &sha),
+        ],
+    );
+    if inputs.git.skip_ci {
+        message.push_str(" [skip ci]");
+    }
+    Ok(WriteBack {
+        remote_url,
+        branch,
+        message,
+        author_name: inputs.git.user_name.clone(),
+        author_email: inputs.git.user_email.clone(),
+        token: inputs.git.token.clone(),
+        max_attempts: inputs.git.max_attempts,
+        deadline: WRITE_BACK_DEADLINE,
+        dry_run: inputs.dry_run,
+    })
+}
+
+/// The pure re-apply step: find the kustomization in the fetched tip and set the image in it.
+fn edit_at_tip(
+    dir: &str,
+    read: &gitops::TipReader<'_>,
+    spec: &ImageSpec,
+    branch: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = dir.trim_end_matches('/');
+    for name in kustomize::KUSTOMIZATION_FILES {
+        let path = if dir == "." {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        };
+        if let Some(src) = read(&path) {
+            let out = kustomize::set_images(&path, &src, std::slice::from_ref(spec))?;
+            return Ok(if out == src {
+                Vec::new()
+            } else {
+                vec![(path, out)]
+            });
+        }
+    }
+    Err(StageError::NoKustomizationAtTip {
+        dir: dir.to_string(),
+        branch: branch.to_string(),
+    }
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn github(git_ref: Option<&str>) -> GithubEnv {
+        GithubEnv {
+            git_ref: git_ref.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_branch_input_wins_then_github_ref_then_the_checkout() {
+        let checkout = || Ok(Some("trunk".to_string()));
+        let cases: [(Option<&str>, Option<&str>, &str); 5] = [
+            (Some("release/v1"), Some("refs/heads/main"), "release/v1"),
+            (Some("refs/heads/release/v1"), None, "release/v1"),
+            (None, Some("refs/heads/main"), "main"),
+            (None, Some("refs/tags/v1"), "trunk"),
+            (None, None, "trunk"),
+        ];
+        for (input, git_ref, want) in cases {
+            assert_eq!(
+                branch(input, &github(git_ref), checkout).unwrap(),
+                want,
+                "{input:?} {git_ref:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_branch_anywhere_is_an_error_with_a_hint() {
+        let err = branch(None, &github(Some("refs/pull/1/merge")), || Ok(None)).unwrap_err();
+        let f = crate::failure::Failure::of(&err);
+        assert!(f.message.contains("GITHUB_REF names no branch"), "{f:?}");
+        assert_eq!(
+            f.hint.as_deref(),
+            Some("set the branch input, e.g. branch: main")
+        );
+    }
+
+    #[test]
+    fn the_edit_at_the_tip_finds_any_kustomization_name_and_skips_no_ops() {
+        let spec = kustomize::parse_spec("app=r/app:v2").unwrap();
+        let files = |path: &str| -> Option<Vec<u8>> {
+            (path == "k8s/Kustomization").then(|| b"images:\n- name: app\n  newTag: v1\n".to_vec())
+        };
+        let out = edit_at_tip("k8s/", &files, &spec, "main").unwrap();
+        assert_eq!(out[0].0, "k8s/Kustomization");
+        let same = kustomize::parse_spec("app=r/app:v1").unwrap();
+        let read_same = |path: &str| -> Option<Vec<u8>> {
+            (path == "kustomization.yaml")
+                .then(|| b"images:\n- name: app\n  newName: r/app\n  newTag: v1\n".to_vec())
+        };
+        assert!(
+            edit_at_tip(".", &read_same, &same, "main")
+                .unwrap()
+                .is_empty()
+        );
+        let err = edit_at_tip("nope", &|_: &str| None, &spec, "main").unwrap_err();
+        assert!(err.to_string().contains("on branch main"), "{err}");
+    }
+}
