@@ -66,6 +66,28 @@ fn location_of(e: &(dyn StdError + 'static)) -> Option<Location> {
     ask!(e, location, [crate::kustomize::EditError])
 }
 
+/// Adds `text` to the message being built, unless it was said already: libraries that wrap an
+/// error often print it too (reqwest, oci-client, bollard).
+fn say(message: &mut String, text: &str) {
+    if !text.is_empty() && !message.contains(text) {
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(text);
+    }
+}
+
+/// An error and its causes as one line, each cause said once.
+pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut message = String::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        say(&mut message, &e.to_string());
+        next = e.source();
+    }
+    message
+}
+
 impl Failure {
     /// The failure an error chain describes.
     pub fn of(err: &anyhow::Error) -> Failure {
@@ -73,15 +95,7 @@ impl Failure {
         let mut hint = None;
         let mut location = None;
         for e in err.chain() {
-            let text = e.to_string();
-            // Libraries that wrap an error often print it too (reqwest, oci-client, bollard):
-            // a cause already said is not said again.
-            if !text.is_empty() && !message.contains(&text) {
-                if !message.is_empty() {
-                    message.push_str(": ");
-                }
-                message.push_str(&text);
-            }
+            say(&mut message, &e.to_string());
             hint = hint.or_else(|| hint_of(e));
             location = location.or_else(|| location_of(e));
         }

@@ -169,7 +169,7 @@ async fn run_build(
         let slot = Arc::clone(&tar_failure);
         tar.inspect_err(move |e| {
             if let Ok(mut s) = slot.lock() {
-                s.get_or_insert_with(|| e.to_string());
+                s.get_or_insert_with(|| crate::failure::chain_text(e));
             }
         })
     };
@@ -269,7 +269,7 @@ fn context_error(req: &BuildRequest, e: ContextError) -> DockerError {
         }
         other => DockerError::Context {
             path: req.context.clone(),
-            message: other.to_string(),
+            message: crate::failure::chain_text(&other),
         },
     }
 }

@@ -91,56 +91,56 @@ impl std::fmt::Display for Op {
 
 #[derive(thiserror::Error, Debug)]
 pub enum GitopsError {
-    #[error("cannot read the workspace's git files at {}: {source}", path.display())]
+    #[error("cannot read the workspace's git files at {}", path.display())]
     ReadWorkspace {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read the workspace's git config {}: {}", path.display(), source.message())]
+    #[error("cannot read the workspace's git config {}: {}", path.display(), cause.message())]
     ReadWorkspaceConfig {
         path: PathBuf,
-        #[source]
-        source: git2::Error,
+        /// Shown by its message; not a `#[source]`, whose Display would add class and code.
+        cause: git2::Error,
     },
-    #[error("cannot create the scratch repository for the write-back: {0}")]
+    #[error("cannot create the scratch repository for the write-back")]
     CreateScratch(#[source] std::io::Error),
     #[error("cannot initialise the scratch repository for the write-back: {}", .0.message())]
-    InitScratch(#[source] git2::Error),
-    #[error("cannot {op} {branch} at {url}: {}{}", source.message(), said(remote))]
+    InitScratch(git2::Error),
+    #[error("cannot {op} {branch} at {url}: {}{}", cause.message(), said(remote))]
     Transfer {
         op: Op,
         url: String,
         branch: String,
         remote: Vec<String>,
-        #[source]
-        source: git2::Error,
+        /// Shown by its message; not a `#[source]`, whose Display would add class and code.
+        cause: git2::Error,
     },
     #[error("{url} has no branch {branch}")]
     BranchMissing { url: String, branch: String },
-    #[error("cannot read the tip {tip} of {branch}: {}", source.message())]
+    #[error("cannot read the tip {tip} of {branch}: {}", cause.message())]
     ReadTip {
         branch: String,
         tip: String,
-        #[source]
-        source: git2::Error,
+        /// Shown by its message; not a `#[source]`, whose Display would add class and code.
+        cause: git2::Error,
     },
     /// The caller's edit failed; its error is shown as it is.
     #[error(transparent)]
     Edit(anyhow::Error),
-    #[error("cannot build the write-back commit on {tip}: {}", source.message())]
+    #[error("cannot build the write-back commit on {tip}: {}", cause.message())]
     BuildCommit {
         tip: String,
-        #[source]
-        source: git2::Error,
+        /// Shown by its message; not a `#[source]`, whose Display would add class and code.
+        cause: git2::Error,
     },
-    #[error("{url} refused the credentials for {op}: {}{}", source.message(), said(remote))]
+    #[error("{url} refused the credentials for {op}: {}{}", cause.message(), said(remote))]
     Authenticate {
         op: Op,
         url: String,
         remote: Vec<String>,
-        #[source]
-        source: git2::Error,
+        /// Shown by its message; not a `#[source]`, whose Display would add class and code.
+        cause: git2::Error,
     },
     #[error("{url} refused the push to {branch}: {status}{}", said(remote))]
     PushRefused {
@@ -150,13 +150,13 @@ pub enum GitopsError {
         remote: Vec<String>,
         protected: bool,
     },
-    #[error("cannot reach {url} to {op} (gave up after {tries} tries): {}", source.message())]
+    #[error("cannot reach {url} to {op} (gave up after {tries} tries): {}", cause.message())]
     Unreachable {
         op: Op,
         url: String,
         tries: u32,
-        #[source]
-        source: git2::Error,
+        /// Shown by its message; not a `#[source]`, whose Display would add class and code.
+        cause: git2::Error,
     },
     #[error("gave up pushing to {branch} after {attempts} attempts in {:.1} s: {why}", elapsed.as_secs_f64())]
     GaveUp {
@@ -203,11 +203,9 @@ impl Hint for GitopsError {
             GitopsError::BranchMissing { .. } => {
                 Some("create the branch first, or set the `branch` input")
             }
-            GitopsError::Transfer { source, .. } if source.class() == git2::ErrorClass::Ssl => {
-                Some(
-                    "the server's TLS certificate is not trusted: point SSL_CERT_FILE at a CA bundle that includes its issuer",
-                )
-            }
+            GitopsError::Transfer { cause, .. } if cause.class() == git2::ErrorClass::Ssl => Some(
+                "the server's TLS certificate is not trusted: point SSL_CERT_FILE at a CA bundle that includes its issuer",
+            ),
             _ => None,
         };
         hint.map(str::to_string)
@@ -331,20 +329,20 @@ impl<'o> Attempts<'o> {
                 op,
                 url,
                 remote: e.remote,
-                source: e.source,
+                cause: e.source,
             },
             Fault::Network => GitopsError::Unreachable {
                 op,
                 url,
                 tries: self.net_tries,
-                source: e.source,
+                cause: e.source,
             },
             Fault::Fatal => GitopsError::Transfer {
                 op,
                 url,
                 branch: self.branch().to_string(),
                 remote: e.remote,
-                source: e.source,
+                cause: e.source,
             },
         }
     }
@@ -441,7 +439,7 @@ impl<'o> Attempts<'o> {
         let read_tip = |e: git2::Error| GitopsError::ReadTip {
             branch: self.branch().to_string(),
             tip: tip.to_string(),
-            source: e,
+            cause: e,
         };
         let base = repo.find_commit(tip).map_err(read_tip)?;
         let base_tree = base.tree().map_err(read_tip)?;
@@ -456,7 +454,7 @@ impl<'o> Attempts<'o> {
         let files = edit(&reader).map_err(GitopsError::Edit)?;
         let build = |e: git2::Error| GitopsError::BuildCommit {
             tip: tip.to_string(),
-            source: e,
+            cause: e,
         };
         let tree = build_tree(repo, &base_tree, &files).map_err(build)?;
         if tree == base_tree.id() {

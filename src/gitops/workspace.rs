@@ -80,13 +80,16 @@ pub fn workspace_origin(workspace: &Path) -> Result<Option<String>, GitopsError>
     // Opening a config file, unlike a repository, does no ownership check.
     let config = git2::Config::open(&path).map_err(|source| GitopsError::ReadWorkspaceConfig {
         path: path.clone(),
-        source,
+        cause: source,
     })?;
     match config.get_string("remote.origin.url") {
         Ok(url) if !url.trim().is_empty() => Ok(Some(url.trim().to_string())),
         Ok(_) => Ok(None),
         Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-        Err(source) => Err(GitopsError::ReadWorkspaceConfig { path, source }),
+        Err(source) => Err(GitopsError::ReadWorkspaceConfig {
+            path,
+            cause: source,
+        }),
     }
 }
 

@@ -119,6 +119,41 @@ fn every_input_problem_is_reported_in_one_error_and_nothing_changes() {
 }
 
 #[test]
+fn an_invalid_cache_from_reference_is_an_input_error_reported_with_the_others() {
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let head = remote.head();
+    let before = ws.overlay();
+    let run = Action::new(&ws.path)
+        .input("service", "auth-service")
+        .input("registry", "127.0.0.1:5000")
+        .input("cache-from", "127.0.0.1:5000/Nova/svc::bad")
+        .input("max-attempts", "0")
+        .run();
+    assert_eq!(run.code, Some(1), "{}", run.all_output());
+    let errors: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", run.all_output());
+    assert!(
+        errors[0].starts_with("::error::2 invalid inputs:"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        errors[0]
+            .contains("cache-from: \"127.0.0.1:5000/Nova/svc::bad\" is not an image reference"),
+        "{}",
+        errors[0]
+    );
+    assert!(!run.stdout.contains("::warning::"), "{}", run.stdout);
+    assert_eq!(remote.head(), head);
+    assert_eq!(ws.overlay(), before);
+}
+
+#[test]
 fn a_hyphenated_input_arrives_under_its_hyphenated_name() {
     // `INPUT_DRY-RUN` cannot be set from a shell, which is why the image's entrypoint is exec-form.
     let remote = Remote::file();

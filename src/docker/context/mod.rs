@@ -103,7 +103,7 @@ impl Entry {
 /// Why the context cannot be planned or sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("unable to prepare context: {path}: {source}")]
+    #[error("unable to prepare context: {path}")]
     ResolveContext {
         path: PathBuf,
         #[source]
@@ -119,7 +119,7 @@ pub enum ContextError {
     },
     #[error("the Dockerfile {0} is a directory")]
     DockerfileIsADirectory(PathBuf),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Dockerignore {
         path: PathBuf,
         #[source]
@@ -127,11 +127,11 @@ pub enum ContextError {
     },
     #[error("{path} must be a regular file to inject a Dockerfile from outside the context")]
     DockerignoreNotAFile { path: PathBuf },
-    #[error("reading the build context: {0}")]
+    #[error("reading the build context")]
     Read(#[source] io::Error),
     #[error("{path} changed size while it was being sent")]
     FileChanged { path: PathBuf },
-    #[error("writing the build context: {0}")]
+    #[error("writing the build context")]
     Write(#[source] io::Error),
 }
 

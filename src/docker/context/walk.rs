@@ -420,7 +420,7 @@ pub(super) mod tests {
     #[test]
     fn a_bad_dockerignore_names_the_file() {
         let (_t, spec) = context(Some("ok\n!\n"), &[]);
-        let err = plan(&spec).unwrap_err().to_string();
+        let err = crate::failure::chain_text(&plan(&spec).unwrap_err());
         assert!(
             err.contains(".dockerignore") && err.contains("illegal exclusion"),
             "{err}"

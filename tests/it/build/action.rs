@@ -427,3 +427,49 @@ fn a_missing_docker_socket_is_one_error_line_with_a_hint() {
     );
     assert!(e.contains("hint: is dockerd running, and is /var/run/docker.sock mounted into the container action"), "{e}");
 }
+
+/// Each cause is said once: `error sending request for url (…)` is both what oci-client prints
+/// and the source it returns.
+#[test]
+fn an_unreachable_registry_is_one_error_with_its_cause_once_and_a_hint() {
+    let remote = Remote::file();
+    let ws = Workspace::clone_of(&remote);
+    let head = remote.head();
+    let down = format!("127.0.0.1:{}", closed_port());
+    let r = Action::new(&ws.path)
+        .input("service", "auth-service")
+        .input("tag", "t1")
+        .input("registry", &down)
+        .input("registry-username", "ci")
+        .input("registry-password", "pw")
+        .run();
+    let e = error_line(&r);
+    assert!(
+        e.contains(&format!(
+            "looking up {down}/auth-service:t1 in the registry failed: "
+        )),
+        "{e}"
+    );
+    assert_eq!(e.matches("error sending request").count(), 1, "{e}");
+    assert_eq!(e.matches("client error (Connect)").count(), 1, "{e}");
+    assert!(e.contains("\nhint: check the registry input"), "{e}");
+    assert_eq!(remote.head(), head);
+}
+
+#[test]
+#[ignore = "needs dockerd; run by scripts/test.sh"]
+fn an_empty_dockerfile_is_one_error_with_the_daemons_message_once() {
+    let s = services();
+    let job = Job::new();
+    std::fs::write(job.ws.path.join("backend/auth-service/Dockerfile"), "").unwrap();
+    let r = run(
+        job.action(s, "t-empty")
+            .input("skip-existing", "false")
+            .input("git-push", "false"),
+        s,
+    );
+    let e = error_line(&r);
+    assert_eq!(e.matches("cannot be empty").count(), 1, "{e}");
+    assert!(e.contains("status code 400"), "{e}");
+    assert_eq!(job.ws.overlay(), crate::support::seed_kustomization());
+}
