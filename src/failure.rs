@@ -78,7 +78,7 @@ fn say(message: &mut String, text: &str) {
 }
 
 /// An error and its causes as one line, each cause said once.
-pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let mut message = String::new();
     let mut next = Some(err);
     while let Some(e) = next {

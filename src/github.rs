@@ -50,7 +50,7 @@ impl Runner {
         }
     }
 
-    pub fn end_group(&self) {
+    pub(crate) fn end_group(&self) {
         if self.actions {
             line_out("::endgroup::");
         }
@@ -115,7 +115,7 @@ impl Runner {
 }
 
 /// Writes one whole line to stdout in a single call so parallel writers never split a command.
-pub fn line_out(line: &str) {
+pub(crate) fn line_out(line: &str) {
     let mut buf = String::with_capacity(line.len() + 1);
     buf.push_str(line);
     buf.push('\n');
@@ -144,7 +144,7 @@ fn location(file: Option<&str>, line: Option<usize>) -> Vec<(&'static str, Strin
 }
 
 /// `::name k=v,k=v::data` with the runner's escaping rules.
-pub fn format_command(name: &str, props: &[(&str, String)], data: &str) -> String {
+pub(crate) fn format_command(name: &str, props: &[(&str, String)], data: &str) -> String {
     let mut s = format!("::{name}");
     for (i, (k, v)) in props.iter().enumerate() {
         s.push(if i == 0 { ' ' } else { ',' });
@@ -158,14 +158,14 @@ pub fn format_command(name: &str, props: &[(&str, String)], data: &str) -> Strin
 }
 
 /// Escaping for a command's data (actions/toolkit `escapeData`).
-pub fn escape_data(s: &str) -> String {
+pub(crate) fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// Escaping for a command's property values (actions/toolkit `escapeProperty`).
-pub fn escape_property(s: &str) -> String {
+pub(crate) fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
@@ -176,7 +176,7 @@ fn random_delimiter() -> String {
 }
 
 /// One `$GITHUB_OUTPUT` entry: `k=v`, or the heredoc form for values with line breaks.
-pub fn output_entry(name: &str, value: &str, delimiter: &str) -> String {
+pub(crate) fn output_entry(name: &str, value: &str, delimiter: &str) -> String {
     if value.contains('\n') || value.contains('\r') {
         format!("{name}<<{delimiter}\n{value}\n{delimiter}\n")
     } else {

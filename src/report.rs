@@ -37,7 +37,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(
+    pub(crate) fn new(
         inputs: &Inputs,
         target: &Target,
         image: &Image,
@@ -60,7 +60,7 @@ impl Report {
     }
 
     /// `registry/repository@digest`, when the digest is known.
-    pub fn image_ref(&self) -> Option<String> {
+    pub(crate) fn image_ref(&self) -> Option<String> {
         self.image_ref.clone()
     }
 

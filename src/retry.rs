@@ -27,7 +27,7 @@ impl Policy {
     /// The runner's OIDC token endpoint.
     pub const OIDC: Policy = Policy::new(5, 400, 3_000);
     /// A git fetch or push whose connection failed (not a lost race).
-    pub const GIT_NETWORK: Policy = Policy::new(4, 1000, 8_000);
+    pub(crate) const GIT_NETWORK: Policy = Policy::new(4, 1000, 8_000);
 
     const fn new(attempts: u32, base_ms: u64, cap_ms: u64) -> Policy {
         Policy {
@@ -38,12 +38,12 @@ impl Policy {
     }
 
     /// Whether another try may follow try number `attempt` (1-based).
-    pub fn allows_after(&self, attempt: u32) -> bool {
+    pub(crate) fn allows_after(&self, attempt: u32) -> bool {
         attempt < self.attempts
     }
 
     /// The wait before retry `retry` (1-based), `u` uniform in `[0, 1)`.
-    pub fn delay(&self, retry: u32, u: f64) -> Duration {
+    pub(crate) fn delay(&self, retry: u32, u: f64) -> Duration {
         let window = self
             .base
             .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1).min(30)))
@@ -52,7 +52,7 @@ impl Policy {
     }
 
     /// [`Policy::delay`] with a fresh random draw.
-    pub fn jittered(&self, retry: u32) -> Duration {
+    pub(crate) fn jittered(&self, retry: u32) -> Duration {
         self.delay(retry, rand::random())
     }
 }

@@ -13,7 +13,7 @@ use crate::inputs::TagMutability;
 use crate::registry::Credentials;
 
 /// A token this close to its expiry is fetched again: a push of large layers can take minutes.
-pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 
 /// The registry login and when ECR lets it expire.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub(crate) async fn authorization(
 }
 
 /// `base64("AWS:<password>")` → (`AWS`, password).
-pub fn decode_token(token: &str) -> Result<(String, String), AwsError> {
+pub(crate) fn decode_token(token: &str) -> Result<(String, String), AwsError> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .map_err(|_| AwsError::MalformedAuthorizationToken)?;
@@ -68,7 +68,7 @@ pub fn decode_token(token: &str) -> Result<(String, String), AwsError> {
 }
 
 /// Whether a login that expires at `expires_at` is still good to use at `now`.
-pub fn is_fresh(expires_at: Option<SystemTime>, now: SystemTime) -> bool {
+pub(crate) fn is_fresh(expires_at: Option<SystemTime>, now: SystemTime) -> bool {
     match expires_at {
         // ECR always says; a token without an expiry is not reused.
         None => false,

@@ -12,8 +12,8 @@ use crate::github::Runner;
 use crate::retry::Policy;
 
 /// The runner sets these two only for jobs granted `id-token: write`.
-pub const REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
-pub const REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+pub(crate) const REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+pub(crate) const REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 
 /// Where and how to ask the runner for a token.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ impl TokenRequest {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<TokenRequest> {
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Option<TokenRequest> {
         let url = lookup(REQUEST_URL).filter(|v| !v.is_empty())?;
         let bearer = lookup(REQUEST_TOKEN).filter(|v| !v.is_empty())?;
         Some(TokenRequest {
@@ -41,7 +41,7 @@ impl TokenRequest {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum OidcError {
+pub(crate) enum OidcError {
     #[error(
         "role-to-assume is set but there is no GitHub OIDC token to assume it with ({REQUEST_URL} and {REQUEST_TOKEN} are not set)"
     )]
@@ -87,7 +87,7 @@ struct TokenResponse {
 
 /// Asks the runner for a token for `audience`, retrying 5xx answers and connection errors, and
 /// masks it the moment it arrives.
-pub async fn fetch_token(
+pub(crate) async fn fetch_token(
     request: &TokenRequest,
     audience: &str,
     runner: &Runner,
@@ -161,7 +161,7 @@ pub struct Claims {
 
 impl Claims {
     /// Decodes (does not verify) a JWT's payload. `None` when it is not JWT-shaped.
-    pub fn decode(token: &str) -> Option<Claims> {
+    pub(crate) fn decode(token: &str) -> Option<Claims> {
         let mut parts = token.split('.');
         let (_header, payload) = (parts.next()?, parts.next()?);
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD

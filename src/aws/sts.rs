@@ -35,7 +35,7 @@ pub struct RoleCredentials {
 
 impl RoleCredentials {
     /// The form the SDK clients take.
-    pub fn sdk(&self) -> aws_sdk_sts::config::Credentials {
+    pub(crate) fn sdk(&self) -> aws_sdk_sts::config::Credentials {
         aws_sdk_sts::config::Credentials::new(
             self.access_key_id.clone(),
             self.secret_access_key.expose_secret().to_string(),
@@ -122,7 +122,7 @@ impl ClassifyRetry for ServerHiccups {
 }
 
 /// Error codes worth another try.
-pub fn is_transient_code(code: &str) -> bool {
+pub(crate) fn is_transient_code(code: &str) -> bool {
     matches!(
         code,
         "Throttling"
@@ -184,7 +184,7 @@ where
 }
 
 /// The account of the ambient credentials.
-pub async fn caller_account(config: &SdkConfig) -> Result<String, AwsError> {
+pub(crate) async fn caller_account(config: &SdkConfig) -> Result<String, AwsError> {
     let out = aws_sdk_sts::Client::new(config)
         .get_caller_identity()
         .send()
@@ -198,7 +198,7 @@ pub async fn caller_account(config: &SdkConfig) -> Result<String, AwsError> {
 }
 
 /// The account field of an ARN: `arn:aws:sts::123456789012:assumed-role/r/s` → `123456789012`.
-pub fn account_of_arn(arn: &str) -> Option<String> {
+pub(crate) fn account_of_arn(arn: &str) -> Option<String> {
     let account = arn.split(':').nth(4)?;
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
         .then(|| account.to_string())

@@ -18,7 +18,7 @@ use crate::registry::{Credentials, ImageRef};
 
 /// How long the daemon may take to answer a build request: it sends no response headers until
 /// it has taken the whole context, which bollard's default 120 s does not cover for big ones.
-pub const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub(crate) const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// What to build, as the pipeline resolved it.
 #[derive(Debug, Clone)]
@@ -282,7 +282,7 @@ fn stop_token() -> String {
 /// Turns the daemon's build messages into whole log lines, and remembers the current step and
 /// the steps that hit the cache.
 #[derive(Debug, Default)]
-pub struct BuildLog {
+pub(crate) struct BuildLog {
     partial: String,
     /// The last `Step N/M : …` line.
     pub step: Option<String>,
@@ -292,7 +292,7 @@ pub struct BuildLog {
 
 impl BuildLog {
     /// The complete lines this message finishes.
-    pub fn observe(&mut self, info: &BuildInfo) -> Vec<String> {
+    pub(crate) fn observe(&mut self, info: &BuildInfo) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(text) = &info.stream {
             self.partial.push_str(text);
@@ -320,7 +320,7 @@ impl BuildLog {
     }
 
     /// What is left of an unterminated last line.
-    pub fn finish(&mut self) -> Vec<String> {
+    pub(crate) fn finish(&mut self) -> Vec<String> {
         let rest = std::mem::take(&mut self.partial);
         if rest.trim().is_empty() {
             return Vec::new();

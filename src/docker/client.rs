@@ -16,7 +16,7 @@ use crate::registry::Credentials;
 /// The variable that names the daemon, as the docker CLI reads it.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// Where the daemon listens when `DOCKER_HOST` is unset.
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub(crate) const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// The two headers that carry registry credentials to the daemon.
 const AUTH_HEADERS: [&str; 2] = ["x-registry-auth", "x-registry-config"];
@@ -132,14 +132,14 @@ pub async fn negotiate(docker: &Docker) -> Result<(), DockerError> {
 }
 
 /// A clone of `docker` whose requests may wait `timeout` for the response headers.
-pub fn with_timeout(docker: &Docker, timeout: Duration) -> Docker {
+pub(crate) fn with_timeout(docker: &Docker, timeout: Duration) -> Docker {
     docker.clone().with_timeout(timeout)
 }
 
 /// The request modifier: bollard 0.21.1 encodes `X-Registry-Auth` / `X-Registry-Config` as
 /// standard base64, the daemon decodes URL-safe base64 and silently drops what it cannot decode,
 /// so a password whose encoding has `+` or `/` would push unauthenticated.
-pub fn url_safe_registry_headers(mut req: BollardRequest) -> BollardRequest {
+pub(crate) fn url_safe_registry_headers(mut req: BollardRequest) -> BollardRequest {
     for name in AUTH_HEADERS {
         let fixed = req
             .headers()
@@ -155,7 +155,7 @@ pub fn url_safe_registry_headers(mut req: BollardRequest) -> BollardRequest {
 
 /// Standard base64 re-encoded as URL-safe base64 (padded, as the docker CLI sends it).
 /// `None` when `value` is not standard base64, e.g. already URL-safe with `-` or `_`.
-pub fn to_url_safe(value: &str) -> Option<String> {
+pub(crate) fn to_url_safe(value: &str) -> Option<String> {
     STANDARD.decode(value).ok().map(|raw| URL_SAFE.encode(raw))
 }
 

@@ -181,7 +181,7 @@ pub fn bollard_message(e: &bollard::errors::Error) -> String {
 }
 
 /// The digest in the daemon's closing push line, `v1: digest: sha256:… size: 528`.
-pub fn digest_in_status(status: &str) -> Option<&str> {
+pub(crate) fn digest_in_status(status: &str) -> Option<&str> {
     let rest = &status[status.find("digest: sha256:")? + "digest: ".len()..];
     let digest = rest.split_whitespace().next()?;
     let hex = digest.strip_prefix("sha256:")?;
@@ -195,7 +195,7 @@ async fn repo_digest(docker: &Docker, image: &ImageRef, repository: &str) -> Opt
 }
 
 /// The digest of the `repository@sha256:…` entry for exactly `repository`.
-pub fn digest_for_repository(repo_digests: &[String], repository: &str) -> Option<String> {
+pub(crate) fn digest_for_repository(repo_digests: &[String], repository: &str) -> Option<String> {
     repo_digests.iter().find_map(|rd| {
         let (repo, digest) = rd.split_once('@')?;
         (repo == repository && digest.starts_with("sha256:")).then(|| digest.to_string())
@@ -207,14 +207,14 @@ pub fn digest_for_repository(repo_digests: &[String], repository: &str) -> Optio
 /// bollard 0.21.1 drops the layer `id` of each progress message, so layers are numbered by
 /// the order the daemon prepared them in; `Pushing` progress and `Waiting` are never printed.
 #[derive(Debug, Default)]
-pub struct LayerProgress {
+pub(crate) struct LayerProgress {
     layers: usize,
     done: usize,
 }
 
 impl LayerProgress {
     /// The line to print for this message, if it is a state change worth a line.
-    pub fn observe(&mut self, info: &PushImageInfo) -> Option<String> {
+    pub(crate) fn observe(&mut self, info: &PushImageInfo) -> Option<String> {
         let status = info.status.as_deref()?.trim();
         match status {
             "Preparing" => {

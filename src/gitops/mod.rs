@@ -170,7 +170,7 @@ pub enum GitopsError {
 impl GitopsError {
     /// The error as the pipeline passes it on: the caller's own edit error as it was (so its
     /// file and line are found), anything else as it is.
-    pub fn into_anyhow(self) -> anyhow::Error {
+    pub(crate) fn into_anyhow(self) -> anyhow::Error {
         match self {
             GitopsError::Edit(inner) => inner,
             other => other.into(),

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use super::MESSAGE_PLACEHOLDERS;
 
 /// Normalizes a workspace-relative path lexically; refuses absolute paths and `..` escapes.
-pub fn confined_path(v: &str) -> Result<PathBuf, &'static str> {
+pub(crate) fn confined_path(v: &str) -> Result<PathBuf, &'static str> {
     let path = Path::new(v);
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -38,7 +38,7 @@ pub(super) fn is_dns_label(s: &str) -> bool {
 }
 
 /// Docker's tag grammar: `[\w][\w.-]{0,127}`.
-pub fn is_docker_tag(s: &str) -> bool {
+pub(crate) fn is_docker_tag(s: &str) -> bool {
     let ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
     s.len() <= 128 && s.starts_with(ok) && s.chars().all(|c| ok(c) || c == '.' || c == '-')
 }

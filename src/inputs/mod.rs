@@ -15,8 +15,6 @@ use secrecy::SecretString;
 
 use crate::registry::{Credentials, ImageRef};
 
-pub use check::{confined_path, is_docker_tag};
-
 /// Every environment variable the binary reads, in one place.
 pub mod env {
     pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
@@ -28,7 +26,7 @@ pub mod env {
     pub const GITHUB_OUTPUT: &str = "GITHUB_OUTPUT";
     pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
     pub const AWS_REGION: &str = "AWS_REGION";
-    pub const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
+    pub(crate) const AWS_DEFAULT_REGION: &str = "AWS_DEFAULT_REGION";
 }
 
 /// Each declared input with its default; `action.yml` declares exactly these (a test checks).
@@ -78,12 +76,12 @@ pub const INPUTS: &[(&str, &str)] = &[
 ];
 
 /// The runner's name for an input's variable: `INPUT_` + upper-cased name, spaces as `_`, hyphens kept.
-pub fn input_var(name: &str) -> String {
+pub(crate) fn input_var(name: &str) -> String {
     format!("INPUT_{}", name.replace(' ', "_").to_uppercase())
 }
 
 /// The placeholders `commit-message` may use.
-pub const MESSAGE_PLACEHOLDERS: &[&str] = &["service", "tag", "image", "digest", "sha"];
+pub(crate) const MESSAGE_PLACEHOLDERS: &[&str] = &["service", "tag", "image", "digest", "sha"];
 
 /// Validated inputs: everything the pipeline needs, already checked.
 #[derive(Debug)]
@@ -182,13 +180,13 @@ pub struct GithubEnv {
 
 impl GithubEnv {
     /// The branch `GITHUB_REF` names, if it names one.
-    pub fn ref_branch(&self) -> Option<&str> {
+    pub(crate) fn ref_branch(&self) -> Option<&str> {
         self.git_ref.as_deref()?.strip_prefix("refs/heads/")
     }
 
     /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY`, for the OCI `source` label; only when both look
     /// like GitHub's (act derives GITHUB_REPOSITORY from any origin URL, git:// included).
-    pub fn source_url(&self) -> Option<String> {
+    pub(crate) fn source_url(&self) -> Option<String> {
         let url = self.repository_url()?;
         let repo = self.repository.as_deref()?;
         let owner_name = repo.split('/').count() == 2 && !repo.contains(':');
@@ -197,7 +195,7 @@ impl GithubEnv {
     }
 
     /// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY.git`, the fallback remote.
-    pub fn repository_url(&self) -> Option<String> {
+    pub(crate) fn repository_url(&self) -> Option<String> {
         let server = self.server_url.as_deref().filter(|s| !s.is_empty())?;
         let repo = self.repository.as_deref().filter(|s| !s.is_empty())?;
         Some(format!("{}/{repo}.git", server.trim_end_matches('/')))
@@ -239,7 +237,7 @@ impl Raw {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Raw {
+    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Raw {
         let mut raw = Raw::default();
         for (name, _) in INPUTS {
             if let Some(v) = lookup(&input_var(name)) {
@@ -268,7 +266,8 @@ impl Raw {
         self
     }
 
-    pub fn with_env(mut self, k: &str, v: &str) -> Raw {
+    #[cfg(test)]
+    pub(crate) fn with_env(mut self, k: &str, v: &str) -> Raw {
         self.env.insert(k.to_string(), v.to_string());
         self
     }
@@ -324,7 +323,7 @@ impl Inputs {
 }
 
 /// Fills `{service} {tag} {image} {digest} {sha}` in a validated template.
-pub fn render_message(template: &str, values: &[(&str, &str)]) -> String {
+pub(crate) fn render_message(template: &str, values: &[(&str, &str)]) -> String {
     let mut s = template.to_string();
     for (k, v) in values {
         s = s.replace(&format!("{{{k}}}"), v);

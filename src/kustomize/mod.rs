@@ -19,7 +19,7 @@ pub use spec::{Field, ImageSpec, SpecError, SpecErrors, parse_spec, parse_specs}
 use crate::failure::{Hint, Locate, Location};
 
 /// The names kustomize looks for, in its order.
-pub const KUSTOMIZATION_FILES: [&str; 3] =
+pub(crate) const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Why a kustomization could not be edited. The file and line come through [`Locate`], the
@@ -83,7 +83,7 @@ impl Locate for EditError {
 }
 
 /// The kustomization file in `dir`: the first of [`KUSTOMIZATION_FILES`] that exists.
-pub fn find_kustomization(dir: &Path) -> Result<PathBuf, EditError> {
+pub(crate) fn find_kustomization(dir: &Path) -> Result<PathBuf, EditError> {
     KUSTOMIZATION_FILES
         .iter()
         .map(|name| dir.join(name))

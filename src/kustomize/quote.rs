@@ -16,7 +16,7 @@ pub(crate) enum Quote {
 
 impl Quote {
     /// The quoting of an existing scalar, if it is one we write (not a block scalar).
-    pub fn of(style: TScalarStyle) -> Option<Quote> {
+    pub(super) fn of(style: TScalarStyle) -> Option<Quote> {
         match style {
             TScalarStyle::Plain => Some(Quote::Plain),
             TScalarStyle::SingleQuoted => Some(Quote::Single),

@@ -21,7 +21,7 @@ pub enum Field {
 
 impl Field {
     /// The value this field leaves in the file, given what the file has now.
-    pub fn resolve(&self, existing: Option<&str>) -> Option<String> {
+    pub(crate) fn resolve(&self, existing: Option<&str>) -> Option<String> {
         match self {
             Field::Absent => None,
             Field::Keep => existing.map(str::to_string),

@@ -15,7 +15,7 @@ pub(crate) struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    pub fn new(text: &'a str) -> Source<'a> {
+    pub(super) fn new(text: &'a str) -> Source<'a> {
         let bytes = text.as_bytes();
         let mut line_starts = vec![0];
         let mut i = 0;
@@ -31,7 +31,7 @@ impl<'a> Source<'a> {
     }
 
     /// The byte offset a marker points at.
-    pub fn offset(&self, m: &Marker) -> usize {
+    pub(crate) fn offset(&self, m: &Marker) -> usize {
         let Some(&start) = self.line_starts.get(m.line().saturating_sub(1)) else {
             return self.text.len();
         };
@@ -42,18 +42,18 @@ impl<'a> Source<'a> {
     }
 
     /// The 1-based line holding `byte`.
-    pub fn line_of(&self, byte: usize) -> usize {
+    pub(crate) fn line_of(&self, byte: usize) -> usize {
         self.line_starts.partition_point(|&s| s <= byte)
     }
 
     /// Where the line holding `byte` starts.
-    pub fn line_start(&self, byte: usize) -> usize {
+    pub(crate) fn line_start(&self, byte: usize) -> usize {
         self.line_starts[self.line_of(byte) - 1]
     }
 
     /// Where the line after the one holding `byte` starts (its line break included), or the
     /// end of the text when that line is the last.
-    pub fn next_line_start(&self, byte: usize) -> usize {
+    pub(crate) fn next_line_start(&self, byte: usize) -> usize {
         self.line_starts
             .get(self.line_of(byte))
             .copied()
@@ -61,13 +61,13 @@ impl<'a> Source<'a> {
     }
 
     /// Where the line holding `byte` ends, before its line break.
-    pub fn line_end(&self, byte: usize) -> usize {
+    pub(crate) fn line_end(&self, byte: usize) -> usize {
         let rest = &self.text[byte..];
         byte + rest.find(['\n', '\r']).unwrap_or(rest.len())
     }
 
     /// The line ending new lines use: the file's first one, else `\n`.
-    pub fn eol(&self) -> &'static str {
+    pub(crate) fn eol(&self) -> &'static str {
         match self.text.find(['\n', '\r']) {
             Some(i) if self.text[i..].starts_with("\r\n") => "\r\n",
             Some(i) if self.text[i..].starts_with('\r') => "\r",
@@ -76,7 +76,7 @@ impl<'a> Source<'a> {
     }
 
     /// The column (in chars) of `byte` within its line.
-    pub fn col(&self, byte: usize) -> usize {
+    pub(crate) fn col(&self, byte: usize) -> usize {
         self.text[self.line_start(byte)..byte].chars().count()
     }
 }
@@ -120,7 +120,7 @@ pub(crate) enum Kind {
 }
 
 impl Node {
-    pub fn scalar(&self) -> Option<(&str, TScalarStyle)> {
+    pub(super) fn scalar(&self) -> Option<(&str, TScalarStyle)> {
         match &self.kind {
             Kind::Scalar { value, style, .. } => Some((value, *style)),
             _ => None,
@@ -128,12 +128,12 @@ impl Node {
     }
 
     /// A plain scalar YAML reads as null: no text, `~` or `null`.
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar { value, style: TScalarStyle::Plain, .. }
             if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
-    pub fn is_empty_scalar(&self) -> bool {
+    pub(crate) fn is_empty_scalar(&self) -> bool {
         matches!(self.kind, Kind::Scalar { empty: true, .. })
     }
 }

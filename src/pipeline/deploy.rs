@@ -17,7 +17,7 @@ const WRITE_BACK_DEADLINE: Duration = Duration::from_secs(600);
 
 /// The third stage's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deployed {
+pub(crate) struct Deployed {
     /// Whether the overlay changed (in a dry run: would have).
     pub changed: bool,
     /// The pushed commit, when one was pushed.

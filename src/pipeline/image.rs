@@ -14,7 +14,7 @@ use crate::registry::{self, ImageRef};
 
 /// The second stage's value.
 #[derive(Debug, Clone)]
-pub struct Image {
+pub(crate) struct Image {
     /// `registry/repository:tag`.
     pub reference: ImageRef,
     /// `sha256:…`, when pushed or found in the registry.
@@ -26,7 +26,7 @@ pub struct Image {
 
 impl Image {
     /// `registry/repository@digest`, when the digest is known.
-    pub fn pinned(&self) -> Option<ImageRef> {
+    pub(crate) fn pinned(&self) -> Option<ImageRef> {
         self.digest.as_deref().map(|d| self.reference.at_digest(d))
     }
 }

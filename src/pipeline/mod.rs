@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use secrecy::ExposeSecret;
 
-pub use self::deploy::Deployed;
-pub use self::image::Image;
-pub use self::target::Target;
+pub(crate) use self::deploy::Deployed;
+pub(crate) use self::image::Image;
+pub(crate) use self::target::Target;
 use crate::failure::Hint;
 use crate::github::Runner;
 use crate::inputs::Inputs;
@@ -84,7 +84,7 @@ impl Job {
 
 /// A stage that cannot go on, for a reason of the pipeline's own.
 #[derive(Debug, thiserror::Error)]
-pub enum StageError {
+pub(crate) enum StageError {
     #[error("{image} is not in the registry, so there is no digest to pin")]
     NoDigestToPin { image: String },
     #[error("branch: GITHUB_REF names no branch and the workspace is not on one")]

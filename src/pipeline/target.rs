@@ -10,7 +10,7 @@ use crate::registry::{self, Credentials, ImageRef};
 
 /// The first stage's value.
 #[derive(Debug)]
-pub struct Target {
+pub(crate) struct Target {
     /// `registry/repository:tag`.
     pub image: ImageRef,
     /// For the registry of `image`, when a stage talks to it.

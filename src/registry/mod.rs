@@ -21,7 +21,7 @@ pub struct Credentials {
 }
 
 /// Whether `host` is this machine, where registries speak plain HTTP (as dockerd assumes).
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
         None => host.rsplit_once(':').map_or(host, |(h, port)| {
@@ -36,7 +36,7 @@ pub fn is_loopback(host: &str) -> bool {
 }
 
 /// Whether `host` is an ECR registry, whose credentials come from GetAuthorizationToken.
-pub fn is_ecr_host(host: &str) -> bool {
+pub(crate) fn is_ecr_host(host: &str) -> bool {
     let h = host.split(':').next().unwrap_or(host);
     h.contains(".dkr.ecr.") && (h.ends_with(".amazonaws.com") || h.ends_with(".amazonaws.com.cn"))
 }

@@ -117,7 +117,7 @@ impl ImageRef {
 
     /// What the pull API takes after the repository: the digest when there is one, else the
     /// tag, else `latest` (an empty value would pull every tag).
-    pub fn pull_reference(&self) -> &str {
+    pub(crate) fn pull_reference(&self) -> &str {
         self.digest
             .as_deref()
             .or(self.tag.as_deref())

@@ -85,11 +85,6 @@ impl Entry {
         String::from_utf8_lossy(&self.name)
     }
 
-    /// The tar path as bytes.
-    pub fn name_bytes(&self) -> &[u8] {
-        &self.name
-    }
-
     pub fn kind(&self) -> &EntryKind {
         &self.kind
     }

@@ -18,7 +18,7 @@ pub fn tar_stream(
 ) -> Result<
     (
         String,
-        impl futures_core::Stream<Item = io::Result<Bytes>> + Send + 'static,
+        impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static,
     ),
     ContextError,
 > {
@@ -79,7 +79,7 @@ struct TarStream {
     rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
 }
 
-impl futures_core::Stream for TarStream {
+impl futures_util::Stream for TarStream {
     type Item = io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
@@ -91,7 +91,7 @@ impl futures_core::Stream for TarStream {
 mod tests {
     use super::super::walk::tests::context;
     use super::*;
-    use futures_core::Stream;
+    use futures_util::Stream;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_stream_carries_the_same_bytes_as_write_tar() {

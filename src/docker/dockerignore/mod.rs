@@ -39,7 +39,7 @@ pub enum DockerignoreError {
 
 /// One pattern, as `patternmatcher.New` keeps it.
 #[derive(Clone)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     cleaned: String,
     exclusion: bool,
     kind: Kind,
@@ -67,16 +67,6 @@ impl fmt::Debug for Pattern {
 }
 
 impl Pattern {
-    /// The cleaned pattern text without its `!`, as docker's `Pattern.String()`.
-    pub fn text(&self) -> &str {
-        &self.cleaned
-    }
-
-    /// Whether this is a `!` exception.
-    pub fn is_exclusion(&self) -> bool {
-        self.exclusion
-    }
-
     fn compile(cleaned: String, exclusion: bool) -> Pattern {
         let (kind_hint, regex_text) = go_pattern_regex(&cleaned);
         let kind = match kind_hint {
@@ -114,25 +104,26 @@ impl Pattern {
 
 /// Per-pattern results for a directory, handed to its children (docker's `MatchInfo`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MatchInfo {
+pub(crate) struct MatchInfo {
     parent_matched: Vec<bool>,
 }
 
 /// The compiled `.dockerignore` (docker's `PatternMatcher`).
 #[derive(Clone, Debug, Default)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     patterns: Vec<Pattern>,
     exclusions: bool,
 }
 
 impl Matcher {
+    #[cfg(test)]
     /// Reads `.dockerignore` text (`ignorefile.ReadAll`) and compiles it (`patternmatcher.New`).
-    pub fn parse(dockerignore_text: &str) -> Result<Matcher, DockerignoreError> {
+    pub(crate) fn parse(dockerignore_text: &str) -> Result<Matcher, DockerignoreError> {
         Matcher::new(&read_all(dockerignore_text)?)
     }
 
     /// `patternmatcher.New`: trims, cleans and syntax-checks each pattern.
-    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Matcher, DockerignoreError> {
+    pub(crate) fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Matcher, DockerignoreError> {
         let mut out = Matcher::default();
         for p in patterns {
             let p = p.as_ref().trim();
@@ -157,25 +148,17 @@ impl Matcher {
         Ok(out)
     }
 
-    /// The patterns in file order.
-    pub fn patterns(&self) -> &[Pattern] {
-        &self.patterns
-    }
-
-    /// Whether any pattern is a `!` exception.
-    pub fn has_exclusions(&self) -> bool {
-        self.exclusions
-    }
-
+    #[cfg(test)]
     /// Whether the build-context walker leaves `rel_path` (relative, `/`-separated) out, given
     /// that it reached it. A pattern docker cannot compile counts as no match here; use
     /// [`Matcher::try_excluded`] to see that error.
-    pub fn excluded(&self, rel_path: &str) -> bool {
+    pub(crate) fn excluded(&self, rel_path: &str) -> bool {
         self.try_excluded(rel_path).unwrap_or(false)
     }
 
+    #[cfg(test)]
     /// [`Matcher::excluded`], reporting a pattern that fails when evaluated.
-    pub fn try_excluded(&self, rel_path: &str) -> Result<bool, DockerignoreError> {
+    pub(crate) fn try_excluded(&self, rel_path: &str) -> Result<bool, DockerignoreError> {
         let path = clean(rel_path);
         if path == "." {
             return Ok(false);
@@ -199,7 +182,7 @@ impl Matcher {
 
     /// Whether the walker must still descend into the excluded directory `dir_rel`: only when
     /// some exception's literal text starts with `dir_rel/`.
-    pub fn may_descend(&self, dir_rel: &str) -> bool {
+    pub(crate) fn may_descend(&self, dir_rel: &str) -> bool {
         if !self.exclusions {
             return false;
         }
@@ -212,7 +195,7 @@ impl Matcher {
 
     /// `MatchesUsingParentResults`: the walker's test of `file` given its parent's results
     /// (empty for a top-level entry).
-    pub fn matches_using_parent_results(
+    pub(crate) fn matches_using_parent_results(
         &self,
         file: &str,
         parent: &MatchInfo,
@@ -243,25 +226,10 @@ impl Matcher {
         Ok((matched, info))
     }
 
-    /// `MatchesOrParentMatches`: `file` or any of its parents.
-    pub fn matches_or_parent_matches(&self, file: &str) -> Result<bool, DockerignoreError> {
-        let mut matched = false;
-        for pattern in &self.patterns {
-            if pattern.exclusion != matched {
-                continue;
-            }
-            let m = pattern.matches(file)? || any_parent_matches(pattern, file);
-            if m {
-                matched = !pattern.exclusion;
-            }
-        }
-        Ok(matched)
-    }
-
     /// The deprecated `Matches`, which checks only the parent with as many components as the
     /// pattern. Docker CLI still uses it to decide whether to keep the Dockerfile and
     /// `.dockerignore` in the context.
-    pub fn matches_one_parent(&self, file: &str) -> Result<bool, DockerignoreError> {
+    pub(crate) fn matches_one_parent(&self, file: &str) -> Result<bool, DockerignoreError> {
         let parent = go_dir(file);
         let parent_dirs: Vec<&str> = parent.split('/').collect();
         let mut matched = false;
@@ -312,7 +280,7 @@ fn any_parent_matches(pattern: &Pattern, file: &str) -> bool {
 /// first line, a line is a comment only when its very first byte is `#`, then both ends are
 /// trimmed, empty lines are skipped, and each pattern (after its `!`, itself trimmed) is
 /// `filepath.Clean`ed with a leading `/` dropped.
-pub fn read_all(text: &str) -> Result<Vec<String>, DockerignoreError> {
+pub(crate) fn read_all(text: &str) -> Result<Vec<String>, DockerignoreError> {
     const MAX_TOKEN: usize = 64 * 1024;
     let mut out = Vec::new();
     let mut rest = text;
@@ -360,7 +328,7 @@ pub fn read_all(text: &str) -> Result<Vec<String>, DockerignoreError> {
 /// `build.TrimBuildFilesFromExcludes`: exceptions that keep `.dockerignore` and the Dockerfile
 /// (its context-relative, `/`-separated path) in the context, decided as docker CLI does with
 /// the one-parent `Matches`.
-pub fn keep_build_files(mut patterns: Vec<String>, dockerfile_rel: &str) -> Vec<String> {
+pub(crate) fn keep_build_files(mut patterns: Vec<String>, dockerfile_rel: &str) -> Vec<String> {
     let matches = |file: &str, patterns: &[String]| -> bool {
         let Ok(m) = Matcher::new(patterns) else {
             return false;
@@ -378,7 +346,7 @@ pub fn keep_build_files(mut patterns: Vec<String>, dockerfile_rel: &str) -> Vec<
 }
 
 /// Go's `filepath.Clean` on a `/`-separated path: the shortest equivalent path, lexically.
-pub fn clean(path: &str) -> String {
+pub(crate) fn clean(path: &str) -> String {
     let p = path.as_bytes();
     if p.is_empty() {
         return ".".to_string();

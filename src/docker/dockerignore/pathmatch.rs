@@ -2,11 +2,11 @@
 
 /// The pattern is malformed for `filepath.Match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadPattern;
+pub(crate) struct BadPattern;
 
 /// Go's `filepath.Match` (Unix: `\` escapes; `[^…]` negates a class). Docker calls it only to
 /// syntax-check each pattern, against `"."`.
-pub fn glob_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let mut pattern = pattern.as_bytes();
     let mut name = name.as_bytes();
     'outer: while !pattern.is_empty() {

@@ -3,7 +3,7 @@
 //! input lists `../base` as a resource so it can be rendered as an overlay.
 
 /// One `set image` run and what it must produce.
-pub struct Case {
+pub(super) struct Case {
     /// What the case shows, as a sentence in snake case.
     pub name: &'static str,
     pub input: &'static str,
@@ -11,7 +11,7 @@ pub struct Case {
     pub expect: Expect,
 }
 
-pub enum Expect {
+pub(super) enum Expect {
     /// The file becomes `output`, and kustomize then renders each base image (left) as the
     /// image on the right.
     Edited {
@@ -28,7 +28,7 @@ pub enum Expect {
 
 impl Case {
     /// The images kustomize must render, for a successful case.
-    pub fn deployed(&self) -> Option<&'static [(&'static str, &'static str)]> {
+    pub(super) fn deployed(&self) -> Option<&'static [(&'static str, &'static str)]> {
         match self.expect {
             Expect::Edited { deployed, .. } | Expect::Unchanged { deployed } => Some(deployed),
             Expect::Refused { .. } => None,
@@ -36,7 +36,7 @@ impl Case {
     }
 
     /// The file after the edit, for a successful case.
-    pub fn output(&self) -> Option<&'static str> {
+    pub(super) fn output(&self) -> Option<&'static str> {
         match self.expect {
             Expect::Edited { output, .. } => Some(output),
             Expect::Unchanged { .. } => Some(self.input),
@@ -71,7 +71,7 @@ macro_rules! nova {
     };
 }
 
-pub const CASES: &[Case] = &[
+pub(super) const CASES: &[Case] = &[
     // ---- Replacing fields of an existing entry -------------------------------------------
     Case {
         name: "a_full_spec_changes_only_the_tag_when_only_the_tag_differs",

@@ -15,7 +15,7 @@ use deploy_action::registry::ImageRef;
 use futures_util::StreamExt;
 
 /// The daemon at `DOCKER_HOST`, version negotiated.
-pub async fn docker() -> Docker {
+pub(crate) async fn docker() -> Docker {
     super::services();
     let docker = client::connect().expect("DOCKER_HOST names a socket");
     client::negotiate(&docker)
@@ -25,7 +25,7 @@ pub async fn docker() -> Docker {
 }
 
 /// A file's content inside an image, read through a created (never started) container.
-pub async fn file_in_image(docker: &Docker, image: impl Display, path: &str) -> String {
+pub(crate) async fn file_in_image(docker: &Docker, image: impl Display, path: &str) -> String {
     let body = bollard::models::ContainerCreateBody {
         image: Some(image.to_string()),
         ..Default::default()
@@ -67,7 +67,7 @@ pub async fn file_in_image(docker: &Docker, image: impl Display, path: &str) -> 
     text
 }
 
-pub async fn remove_image(docker: &Docker, image: impl Display) {
+pub(crate) async fn remove_image(docker: &Docker, image: impl Display) {
     docker
         .remove_image(
             &image.to_string(),
@@ -82,7 +82,7 @@ pub async fn remove_image(docker: &Docker, image: impl Display) {
 }
 
 /// Removes every local tag of `image`'s repository, so test runs do not pile up images.
-pub async fn remove_repository(docker: &Docker, image: &ImageRef) {
+pub(crate) async fn remove_repository(docker: &Docker, image: &ImageRef) {
     let filters = HashMap::from([("reference".to_string(), vec![image.name()])]);
     let options = ListImagesOptions {
         filters: Some(filters),
@@ -105,14 +105,14 @@ pub async fn remove_repository(docker: &Docker, image: &ImageRef) {
 }
 
 /// `image` under another registry host (the same image id, a second tag).
-pub async fn retag(docker: &Docker, image: &ImageRef, host: &str) -> ImageRef {
+pub(crate) async fn retag(docker: &Docker, image: &ImageRef, host: &str) -> ImageRef {
     let moved = ImageRef::tagged(host, image.repository(), image.tag().unwrap_or("latest"));
     tag(docker, image, &moved).await;
     moved
 }
 
 /// Tags the local image `from` as `to`.
-pub async fn tag(docker: &Docker, from: impl Display, to: &ImageRef) {
+pub(crate) async fn tag(docker: &Docker, from: impl Display, to: &ImageRef) {
     docker
         .tag_image(
             &from.to_string(),
@@ -126,7 +126,7 @@ pub async fn tag(docker: &Docker, from: impl Display, to: &ImageRef) {
 }
 
 /// The image's layer diff ids, bottom first.
-pub async fn layers(docker: &Docker, image: impl Display) -> Vec<String> {
+pub(crate) async fn layers(docker: &Docker, image: impl Display) -> Vec<String> {
     docker
         .inspect_image(&image.to_string())
         .await

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub mod docker;
-pub mod oidc;
-pub mod registry;
-pub mod services;
+pub(crate) mod docker;
+pub(crate) mod oidc;
+pub(crate) mod registry;
+pub(crate) mod services;
 
-pub use services::{Server, services};
+pub(crate) use services::{Server, services};
 
-pub const SERVICES: [&str; 8] = [
+pub(crate) const SERVICES: [&str; 8] = [
     "auth-service",
     "user-service",
     "content-service",
@@ -23,16 +23,16 @@ pub const SERVICES: [&str; 8] = [
     "streaming-service",
 ];
 
-pub const OVERLAY: &str = "k8s/infrastructure/overlays/staging";
+pub(crate) const OVERLAY: &str = "k8s/infrastructure/overlays/staging";
 
 /// The real binary under test.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_deploy-action")
 }
 
 /// The one `::error::` line of a failed run, with the runner's escapes undone.
 #[track_caller]
-pub fn error_line(run: &Run) -> String {
+pub(crate) fn error_line(run: &Run) -> String {
     assert!(!run.success(), "expected a failure:\n{}", run.all_output());
     let line = run
         .stdout
@@ -45,7 +45,7 @@ pub fn error_line(run: &Run) -> String {
 }
 
 /// Copies a directory tree (fixtures into scratch workspaces).
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -59,7 +59,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Runs git and returns its trimmed stdout, panicking with stderr on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
         .args(args)
@@ -79,7 +79,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The overlay a fresh Nova monorepo starts with: one entry per service, sorted by name.
-pub fn seed_kustomization() -> String {
+pub(crate) fn seed_kustomization() -> String {
     let mut names: Vec<&str> = SERVICES.to_vec();
     names.sort();
     let mut s = String::from(
@@ -94,7 +94,7 @@ pub fn seed_kustomization() -> String {
 }
 
 /// Writes a minimal Nova monorepo: a base with one Deployment per service and the staging overlay.
-pub fn write_monorepo(dir: &Path) {
+pub(crate) fn write_monorepo(dir: &Path) {
     let base = dir.join("k8s/infrastructure/base");
     std::fs::create_dir_all(&base).unwrap();
     let mut resources = String::from("resources:\n");
@@ -115,7 +115,7 @@ pub fn write_monorepo(dir: &Path) {
 }
 
 /// A bare remote seeded with the Nova monorepo on `main`.
-pub struct Remote {
+pub(crate) struct Remote {
     _tmp: Option<tempfile::TempDir>,
     /// The bare repository on disk.
     pub dir: PathBuf,
@@ -125,7 +125,7 @@ pub struct Remote {
 
 impl Remote {
     /// A bare repo in a fresh temp dir, pushed to over file://.
-    pub fn file() -> Remote {
+    pub(crate) fn file() -> Remote {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("remote.git");
         let url = format!("file://{}", dir.display());
@@ -138,7 +138,7 @@ impl Remote {
     }
 
     /// A bare repo inside the directory that `server` exports.
-    pub fn served(server: Server) -> Remote {
+    pub(crate) fn served(server: Server) -> Remote {
         let (base, url) = services().git_server(server);
         let name = format!("t{}-{}.git", std::process::id(), unique());
         let dir = base.join(&name);
@@ -164,7 +164,7 @@ impl Remote {
     }
 
     /// Installs a `pre-receive` hook with the given shell body.
-    pub fn hook(&self, body: &str) {
+    pub(crate) fn hook(&self, body: &str) {
         let path = self.dir.join("hooks/pre-receive");
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         use std::os::unix::fs::PermissionsExt;
@@ -172,27 +172,27 @@ impl Remote {
     }
 
     /// The file at `path` on the remote's `main`.
-    pub fn show(&self, path: &str) -> String {
+    pub(crate) fn show(&self, path: &str) -> String {
         git(&self.dir, &["show", &format!("main:{path}")])
     }
 
-    pub fn overlay(&self) -> String {
+    pub(crate) fn overlay(&self) -> String {
         self.show(&format!("{OVERLAY}/kustomization.yaml"))
     }
 
-    pub fn head(&self) -> String {
+    pub(crate) fn head(&self) -> String {
         git(&self.dir, &["rev-parse", "main"])
     }
 
     /// Number of commits on `main`, the seed included.
-    pub fn commit_count(&self) -> usize {
+    pub(crate) fn commit_count(&self) -> usize {
         git(&self.dir, &["rev-list", "--count", "main"])
             .parse()
             .unwrap()
     }
 }
 
-pub fn unique() -> u64 {
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now()
@@ -203,13 +203,13 @@ pub fn unique() -> u64 {
 }
 
 /// A checkout of a remote, as actions/checkout leaves it: `origin` set, on `main`.
-pub struct Workspace {
+pub(crate) struct Workspace {
     _tmp: tempfile::TempDir,
     pub path: PathBuf,
 }
 
 impl Workspace {
-    pub fn clone_of(remote: &Remote) -> Workspace {
+    pub(crate) fn clone_of(remote: &Remote) -> Workspace {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("ws");
         git(
@@ -220,14 +220,14 @@ impl Workspace {
         Workspace { _tmp: tmp, path }
     }
 
-    pub fn overlay(&self) -> String {
+    pub(crate) fn overlay(&self) -> String {
         std::fs::read_to_string(self.path.join(OVERLAY).join("kustomization.yaml")).unwrap()
     }
 }
 
 /// What one run of the binary produced.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -237,16 +237,16 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn success(&self) -> bool {
+    pub(crate) fn success(&self) -> bool {
         self.code == Some(0)
     }
 
     /// stdout and stderr together, for grepping.
-    pub fn all_output(&self) -> String {
+    pub(crate) fn all_output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 
-    pub fn output(&self, key: &str) -> &str {
+    pub(crate) fn output(&self, key: &str) -> &str {
         self.outputs
             .get(key)
             .map(String::as_str)
@@ -260,7 +260,7 @@ impl Run {
     }
 
     #[track_caller]
-    pub fn assert_ok(&self) -> &Self {
+    pub(crate) fn assert_ok(&self) -> &Self {
         assert!(
             self.success(),
             "deploy-action failed ({:?}):\n{}",
@@ -272,14 +272,14 @@ impl Run {
 }
 
 /// A prepared invocation of the binary with GitHub's environment for `workspace`.
-pub struct Action {
+pub(crate) struct Action {
     cmd: Command,
     dir: tempfile::TempDir,
 }
 
 impl Action {
     /// Env as a runner gives it: every input set (empty = default), plus the GitHub variables.
-    pub fn new(workspace: &Path) -> Action {
+    pub(crate) fn new(workspace: &Path) -> Action {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(bin());
         cmd.env_clear()
@@ -304,7 +304,7 @@ impl Action {
     }
 
     /// Sets `INPUT_<NAME>` the way the runner names it (upper-cased, hyphens kept).
-    pub fn input(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn input(mut self, name: &str, value: &str) -> Self {
         self.cmd.env(
             format!("INPUT_{}", name.to_uppercase().replace(' ', "_")),
             value,
@@ -312,23 +312,23 @@ impl Action {
         self
     }
 
-    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+    pub(crate) fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.env(k, v);
         self
     }
 
-    pub fn env_remove(mut self, k: &str) -> Self {
+    pub(crate) fn env_remove(mut self, k: &str) -> Self {
         self.cmd.env_remove(k);
         self
     }
 
-    pub fn arg(mut self, a: &str) -> Self {
+    pub(crate) fn arg(mut self, a: &str) -> Self {
         self.cmd.arg(a);
         self
     }
 
     /// The usual job for `service` with `build: false`, tag `tag`.
-    pub fn promote(workspace: &Path, service: &str, tag: &str) -> Action {
+    pub(crate) fn promote(workspace: &Path, service: &str, tag: &str) -> Action {
         Action::new(workspace)
             .input("service", service)
             .input("tag", tag)
@@ -338,7 +338,7 @@ impl Action {
             .input("image-name", service)
     }
 
-    pub fn spawn(mut self) -> Spawned {
+    pub(crate) fn spawn(mut self) -> Spawned {
         self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = self.cmd.spawn().expect("binary starts");
         Spawned {
@@ -347,18 +347,18 @@ impl Action {
         }
     }
 
-    pub fn run(self) -> Run {
+    pub(crate) fn run(self) -> Run {
         self.spawn().wait()
     }
 }
 
-pub struct Spawned {
+pub(crate) struct Spawned {
     child: std::process::Child,
     dir: tempfile::TempDir,
 }
 
 impl Spawned {
-    pub fn wait(self) -> Run {
+    pub(crate) fn wait(self) -> Run {
         let Output {
             status,
             stdout,
@@ -379,7 +379,7 @@ impl Spawned {
 }
 
 /// Parses `$GITHUB_OUTPUT`: `k=v` lines and `k<<DELIM` heredocs, as the runner does.
-pub fn parse_github_output(text: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_github_output(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {

@@ -12,7 +12,7 @@ use base64::Engine as _;
 
 /// One request as the stub saw it.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
@@ -21,25 +21,25 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
 
     /// A query parameter, percent-decoded.
-    pub fn query(&self, key: &str) -> Option<String> {
+    pub(crate) fn query(&self, key: &str) -> Option<String> {
         let query = self.target.split_once('?')?.1;
         form_value(query, key)
     }
 
     /// A field of an `application/x-www-form-urlencoded` body, percent-decoded.
-    pub fn form(&self, key: &str) -> Option<String> {
+    pub(crate) fn form(&self, key: &str) -> Option<String> {
         form_value(&String::from_utf8_lossy(&self.body), key)
     }
 }
@@ -51,7 +51,7 @@ fn form_value(text: &str, key: &str) -> Option<String> {
         .map(|(_, v)| percent_decode(v))
 }
 
-pub fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -78,14 +78,18 @@ pub fn percent_decode(s: &str) -> String {
 }
 
 /// The stub's answer.
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
 }
 
 impl Response {
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
+    pub(crate) fn new(
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<String>,
+    ) -> Response {
         Response {
             status,
             content_type,
@@ -98,7 +102,7 @@ type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
 /// An HTTP/1.1 server on 127.0.0.1:0 answering every request with `handler`, one connection at a
 /// time. It stops when dropped.
-pub struct Stub {
+pub(crate) struct Stub {
     /// `http://127.0.0.1:<port>`
     pub base: String,
     requests: Arc<Mutex<Vec<Request>>>,
@@ -107,7 +111,7 @@ pub struct Stub {
 }
 
 impl Stub {
-    pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Stub {
+    pub(crate) fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -135,11 +139,11 @@ impl Stub {
     }
 
     /// Every request so far.
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
     }
 
-    pub fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
 }
@@ -215,12 +219,12 @@ fn serve(
 }
 
 /// Claims of the token the stub hands out, as GitHub sets them for a push to `main`.
-pub const SUB: &str = "repo:nova/monorepo:ref:refs/heads/main";
-pub const REPOSITORY: &str = "nova/monorepo";
+pub(crate) const SUB: &str = "repo:nova/monorepo:ref:refs/heads/main";
+pub(crate) const REPOSITORY: &str = "nova/monorepo";
 
 /// GitHub's OIDC token endpoint: checks the bearer and the audience, answers `{"value": JWT}`
 /// (unsigned, JWT-shaped), and can be told to fail with 500 first.
-pub struct OidcServer {
+pub(crate) struct OidcServer {
     stub: Stub,
     /// What the runner puts in `ACTIONS_ID_TOKEN_REQUEST_URL`.
     pub request_url: String,
@@ -232,12 +236,12 @@ pub struct OidcServer {
 }
 
 impl OidcServer {
-    pub fn start(audience: &str) -> OidcServer {
+    pub(crate) fn start(audience: &str) -> OidcServer {
         Self::failing_first(audience, 0)
     }
 
     /// Answers 500 to the first `failures` requests.
-    pub fn failing_first(audience: &str, failures: usize) -> OidcServer {
+    pub(crate) fn failing_first(audience: &str, failures: usize) -> OidcServer {
         let nonce = nonce();
         let bearer = format!("runtime-bearer-{nonce}");
         let token = jwt(&serde_json::json!({
@@ -293,16 +297,16 @@ impl OidcServer {
         }
     }
 
-    pub fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.stub.hits()
     }
 
-    pub fn requests(&self) -> Vec<Request> {
+    pub(crate) fn requests(&self) -> Vec<Request> {
         self.stub.requests()
     }
 
     /// The two variables the runner sets for a job with `id-token: write`.
-    pub fn env(&self) -> [(&'static str, String); 2] {
+    pub(crate) fn env(&self) -> [(&'static str, String); 2] {
         [
             ("ACTIONS_ID_TOKEN_REQUEST_URL", self.request_url.clone()),
             ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", self.bearer.clone()),
@@ -311,7 +315,7 @@ impl OidcServer {
 }
 
 /// An unsigned JWT-shaped token: `header.payload.signature`, all base64url.
-pub fn jwt(claims: &serde_json::Value) -> String {
+pub(crate) fn jwt(claims: &serde_json::Value) -> String {
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     format!(
         "{}.{}.{}",
@@ -322,7 +326,7 @@ pub fn jwt(claims: &serde_json::Value) -> String {
 }
 
 /// A value unique to this process and call.
-pub fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(0);
     let t = std::time::SystemTime::now()

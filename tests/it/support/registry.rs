@@ -16,14 +16,14 @@ use sha2::Digest as _;
 use super::services::Services;
 
 impl Services {
-    pub fn creds(&self) -> Credentials {
+    pub(crate) fn creds(&self) -> Credentials {
         Credentials {
             username: self.registry_user.clone(),
             password: SecretString::from(self.registry_password.clone()),
         }
     }
 
-    pub fn wrong_creds(&self) -> Credentials {
+    pub(crate) fn wrong_creds(&self) -> Credentials {
         Credentials {
             username: self.registry_user.clone(),
             password: SecretString::from(format!("{}-wrong", self.registry_password)),
@@ -31,7 +31,7 @@ impl Services {
     }
 
     /// `registry/da-test/<name>-<unique>:v1`: a repository no other test (or earlier run) uses.
-    pub fn image(&self, name: &str) -> ImageRef {
+    pub(crate) fn image(&self, name: &str) -> ImageRef {
         ImageRef::tagged(
             &self.registry,
             &format!("da-test/{name}-{}", unique_name()),
@@ -41,7 +41,7 @@ impl Services {
 }
 
 /// Unique within this machine: pid, time and a counter.
-pub fn unique_name() -> String {
+pub(crate) fn unique_name() -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -56,14 +56,18 @@ pub fn unique_name() -> String {
 }
 
 /// What the registry API answered: status, headers (lower-cased names), body.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
 }
 
 /// `GET /v2/<repository>/manifests/<reference>` of `image`'s registry, as a v2 or OCI manifest.
-pub async fn get_manifest(image: &ImageRef, reference: &str, auth: Option<(&str, &str)>) -> Answer {
+pub(crate) async fn get_manifest(
+    image: &ImageRef,
+    reference: &str,
+    auth: Option<(&str, &str)>,
+) -> Answer {
     let url = format!(
         "http://{}/v2/{}/manifests/{reference}",
         image.host(),
@@ -94,12 +98,12 @@ pub async fn get_manifest(image: &ImageRef, reference: &str, auth: Option<(&str,
     }
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", sha2::Sha256::digest(data))
 }
 
 /// A port on 127.0.0.1 that nothing listens on.
-pub fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -109,13 +113,13 @@ pub fn closed_port() -> u16 {
 
 /// A TCP proxy on 127.0.0.1 in front of the registry that counts the daemon's `GET /v2/` pings
 /// (one per push attempt) and can drop the first few plain-HTTP connections unanswered.
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub addr: String,
     pings: Arc<AtomicUsize>,
 }
 
 impl Proxy {
-    pub fn start(upstream: &str, drop_first: usize) -> Proxy {
+    pub(crate) fn start(upstream: &str, drop_first: usize) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let pings = Arc::new(AtomicUsize::new(0));
@@ -148,7 +152,7 @@ impl Proxy {
         Proxy { addr, pings }
     }
 
-    pub fn pings(&self) -> usize {
+    pub(crate) fn pings(&self) -> usize {
         self.pings.load(Ordering::SeqCst)
     }
 }

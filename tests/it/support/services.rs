@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 /// Every component, read once.
 #[derive(Debug)]
-pub struct Services {
+pub(crate) struct Services {
     /// `DOCKER_HOST` as the tests and the binary under test see it.
     pub docker_host: String,
     /// A busybox image in the daemon (nothing can be pulled here).
@@ -31,7 +31,7 @@ pub struct Services {
 
 /// A git server the tests can create bare repositories under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Server {
+pub(crate) enum Server {
     GitDaemon,
     HttpsGit,
 }
@@ -43,7 +43,7 @@ fn var(name: &str) -> String {
 }
 
 /// The components; panics with what to do when `scripts/test.sh` did not start them.
-pub fn services() -> &'static Services {
+pub(crate) fn services() -> &'static Services {
     static S: OnceLock<Services> = OnceLock::new();
     S.get_or_init(|| Services {
         docker_host: var("DOCKER_HOST"),
@@ -66,7 +66,7 @@ pub fn services() -> &'static Services {
 
 impl Services {
     /// Where `server` keeps its repositories, and the URL it serves them under.
-    pub fn git_server(&self, server: Server) -> (PathBuf, String) {
+    pub(crate) fn git_server(&self, server: Server) -> (PathBuf, String) {
         match server {
             Server::GitDaemon => (self.git_daemon_base.clone(), self.git_daemon_url.clone()),
             Server::HttpsGit => (self.https_git_base.clone(), self.https_git_url.clone()),
@@ -75,13 +75,13 @@ impl Services {
 }
 
 /// `DA_ACT_REUSE_IMAGE=1`: the act test reuses an action image built earlier.
-pub fn reuse_act_image() -> bool {
+pub(crate) fn reuse_act_image() -> bool {
     std::env::var("DA_ACT_REUSE_IMAGE").is_ok_and(|v| v == "1")
 }
 
 /// The aws tests' child-process mode: the operations to run, when this process is the child.
-pub const AWS_CHILD: &str = "DA_AWS_CHILD";
+pub(crate) const AWS_CHILD: &str = "DA_AWS_CHILD";
 
-pub fn aws_child_ops() -> Option<String> {
+pub(crate) fn aws_child_ops() -> Option<String> {
     std::env::var(AWS_CHILD).ok()
 }
