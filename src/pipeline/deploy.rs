@@ -66,7 +66,7 @@ fn branch(
     Ok(match (input, github.ref_branch()) {
         (Some(b), _) => b.strip_prefix("refs/heads/").unwrap_or(b).to_string(),
         (None, Some(b)) => b.to_string(),
-        (None, None) => checkout()?.ok_or(StageError::NoBranch)?,
+        (None, None) => checkout()?.ok_or(StageError::BranchUnknown)?,
     })
 }
 
@@ -80,7 +80,7 @@ fn write_back_options(inputs: &Inputs, image: &Image) -> Result<WriteBack> {
         None => inputs
             .github
             .repository_url()
-            .ok_or_else(|| StageError::NoRemote {
+            .ok_or_else(|| StageError::RemoteUnknown {
                 workspace: ws.display().to_string(),
             })?,
     };
@@ -134,7 +134,7 @@ fn edit_at_tip(
             });
         }
     }
-    Err(StageError::NoKustomizationAtTip {
+    Err(StageError::KustomizationMissingAtTip {
         dir: dir.to_string(),
         branch: branch.to_string(),
     }

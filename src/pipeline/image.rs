@@ -43,7 +43,7 @@ pub(super) async fn promoted(inputs: &Inputs, target: &Target) -> Result<Image> 
         image.digest =
             registry::existing_digest(&target.image, target.credentials.as_ref()).await?;
         if image.digest.is_none() {
-            return Err(StageError::NoDigestToPin {
+            return Err(StageError::TagNotPushed {
                 image: target.image.to_string(),
             }
             .into());

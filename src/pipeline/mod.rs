@@ -86,27 +86,29 @@ impl Job {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StageError {
     #[error("{image} is not in the registry, so there is no digest to pin")]
-    NoDigestToPin { image: String },
+    TagNotPushed { image: String },
     #[error("branch: GITHUB_REF names no branch and the workspace is not on one")]
-    NoBranch,
+    BranchUnknown,
     #[error(
         "no remote: {workspace} has no origin and GITHUB_SERVER_URL/GITHUB_REPOSITORY are unset"
     )]
-    NoRemote { workspace: String },
+    RemoteUnknown { workspace: String },
     #[error("{dir}: no kustomization.yaml, kustomization.yml or Kustomization on branch {branch}")]
-    NoKustomizationAtTip { dir: String, branch: String },
+    KustomizationMissingAtTip { dir: String, branch: String },
 }
 
 impl Hint for StageError {
     fn hint(&self) -> Option<String> {
         Some(
             match self {
-                StageError::NoDigestToPin { .. } => {
+                StageError::TagNotPushed { .. } => {
                     "promote a tag that was pushed, or set pin-digest: false"
                 }
-                StageError::NoBranch => "set the branch input, e.g. branch: main",
-                StageError::NoRemote { .. } => "run actions/checkout first, or run inside a clone",
-                StageError::NoKustomizationAtTip { .. } => {
+                StageError::BranchUnknown => "set the branch input, e.g. branch: main",
+                StageError::RemoteUnknown { .. } => {
+                    "run actions/checkout first, or run inside a clone"
+                }
+                StageError::KustomizationMissingAtTip { .. } => {
                     "the kustomization input is relative to the repository root"
                 }
             }

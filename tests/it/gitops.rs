@@ -325,13 +325,9 @@ fn an_unreachable_remote_fails_after_a_few_bounded_retries() {
         err.to_string().starts_with("cannot reach git://127.0.0.1:"),
         "{err}"
     );
-    assert!(
-        std::error::Error::source(&err)
-            .unwrap()
-            .to_string()
-            .contains("refused"),
-        "{err:?}"
-    );
+    // The cause is said once, by its message (git2's own Display would add class and code).
+    assert!(err.to_string().contains("refused"), "{err:?}");
+    assert!(std::error::Error::source(&err).is_none(), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",
