@@ -265,79 +265,8 @@ impl Builder<'_, '_> {
                 anchored: false,
                 tagged: false,
             }),
-            Event::SequenceStart(anchor, tag) => {
-                let is_flow =
-                    text[start..].starts_with('[') && self.peek_offset().is_some_and(|o| o > start);
-                let mut items = Vec::new();
-                loop {
-                    if matches!(
-                        self.events.get(self.i),
-                        Some((Event::SequenceEnd, _)) | None
-                    ) {
-                        break;
-                    }
-                    items.push(self.node()?);
-                }
-                let (_, close, _) = self.next();
-                let (start, end) = if is_flow {
-                    (start, Some(close + 1))
-                } else {
-                    (
-                        items.first().map_or(start, |n| n.start),
-                        items.last().and_then(|n| n.end),
-                    )
-                };
-                Ok(Node {
-                    kind: Kind::Seq {
-                        flow: is_flow,
-                        items,
-                        close,
-                    },
-                    start,
-                    end,
-                    line,
-                    anchored: anchor != 0,
-                    tagged: tag.is_some(),
-                })
-            }
-            Event::MappingStart(anchor, tag) => {
-                let is_flow = text[start..].starts_with('{');
-                let mut pairs = Vec::new();
-                loop {
-                    if matches!(self.events.get(self.i), Some((Event::MappingEnd, _)) | None) {
-                        break;
-                    }
-                    let key = self.node()?;
-                    let value = self.node()?;
-                    pairs.push((key, value));
-                }
-                let (_, close, _) = self.next();
-                let (start, line, end) = if is_flow {
-                    (start, line, Some(close + 1))
-                } else {
-                    let first = pairs.first().map(|(k, _)| k);
-                    let end = pairs
-                        .last()
-                        .and_then(|(k, v)| if v.is_empty_scalar() { k.end } else { v.end });
-                    (
-                        first.map_or(start, |k| k.start),
-                        first.map_or(line, |k| k.line),
-                        end,
-                    )
-                };
-                Ok(Node {
-                    kind: Kind::Map {
-                        flow: is_flow,
-                        pairs,
-                        close,
-                    },
-                    start,
-                    end,
-                    line,
-                    anchored: anchor != 0,
-                    tagged: tag.is_some(),
-                })
-            }
+            Event::SequenceStart(anchor, tag) => self.seq(start, line, anchor != 0, tag.is_some()),
+            Event::MappingStart(anchor, tag) => self.map(start, line, anchor != 0, tag.is_some()),
             // The document holds no node (e.g. `---` then nothing); the parser reports that as an
             // empty scalar, so other events cannot come here.
             other => Err(ParseError::Scan {
@@ -345,6 +274,97 @@ impl Builder<'_, '_> {
                 message: format!("unexpected {other:?}"),
             }),
         }
+    }
+
+    /// A sequence whose start event was at `start`: its items up to the end event.
+    fn seq(
+        &mut self,
+        start: usize,
+        line: usize,
+        anchored: bool,
+        tagged: bool,
+    ) -> Result<Node, ParseError> {
+        let text = self.src.text;
+        let is_flow =
+            text[start..].starts_with('[') && self.peek_offset().is_some_and(|o| o > start);
+        let mut items = Vec::new();
+        loop {
+            if matches!(
+                self.events.get(self.i),
+                Some((Event::SequenceEnd, _)) | None
+            ) {
+                break;
+            }
+            items.push(self.node()?);
+        }
+        let (_, close, _) = self.next();
+        let (start, end) = if is_flow {
+            (start, Some(close + 1))
+        } else {
+            (
+                items.first().map_or(start, |n| n.start),
+                items.last().and_then(|n| n.end),
+            )
+        };
+        Ok(Node {
+            kind: Kind::Seq {
+                flow: is_flow,
+                items,
+                close,
+            },
+            start,
+            end,
+            line,
+            anchored,
+            tagged,
+        })
+    }
+
+    /// A mapping whose start event was at `start`: its pairs up to the end event.
+    fn map(
+        &mut self,
+        start: usize,
+        line: usize,
+        anchored: bool,
+        tagged: bool,
+    ) -> Result<Node, ParseError> {
+        let text = self.src.text;
+        let is_flow = text[start..].starts_with('{');
+        let mut pairs = Vec::new();
+        loop {
+            if matches!(self.events.get(self.i), Some((Event::MappingEnd, _)) | None) {
+                break;
+            }
+            let key = self.node()?;
+            let value = self.node()?;
+            pairs.push((key, value));
+        }
+        let (_, close, _) = self.next();
+        let (start, line, end) = if is_flow {
+            (start, line, Some(close + 1))
+        } else {
+            let first = pairs.first().map(|(k, _)| k);
+            let end = pairs
+                .last()
+                .and_then(|(k, v)| if v.is_empty_scalar() { k.end } else { v.end });
+            (
+                first.map_or(start, |k| k.start),
+                first.map_or(line, |k| k.line),
+                end,
+            )
+        };
+        Ok(Node {
+            kind: Kind::Map {
+                flow: is_flow,
+                pairs,
+                close,
+            },
+            start,
+            end,
+            line,
+            anchored,
+            tagged,
+        })
     }
 }
 

@@ -525,7 +525,7 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
 
     create_ecr_repositories(&s.moto_url);
 
-    // 3. act, offline, with the DESIGN recipe.
+    // 3. act, offline: a local platform image, no pulls, the action from this checkout.
     let oidc = OidcStub::start();
     let log_path = target_tmp().join("act-e2e.log");
     let t_act = Instant::now();

@@ -104,52 +104,7 @@ fn parse(text: &str) -> Res<Vec<Node>> {
                 t = after;
             }
             '{' => return Err("unsupported counted repetition".into()),
-            '\\' => {
-                match s.get(t + 1) {
-                    Some('A') => {
-                        push(&mut stack, Node::Begin);
-                        t += 2;
-                    }
-                    Some('z') => {
-                        push(&mut stack, Node::End);
-                        t += 2;
-                    }
-                    Some('b') => {
-                        push(&mut stack, Node::WordBoundary);
-                        t += 2;
-                    }
-                    Some('B') => {
-                        push(&mut stack, Node::NotWordBoundary);
-                        t += 2;
-                    }
-                    Some('C') => return Err("invalid escape sequence: \\C".into()),
-                    Some('Q') => {
-                        // \Q ... \E: the ... is always literals.
-                        t += 2;
-                        while t < s.len() && !(s[t] == '\\' && s.get(t + 1) == Some(&'E')) {
-                            push(&mut stack, Node::Lit(s[t]));
-                            t += 1;
-                        }
-                        if t < s.len() {
-                            t += 2;
-                        }
-                    }
-                    _ => {
-                        let mut class = Class::default();
-                        if let Some(rest) = parse_unicode_class(&s, t, &mut class)? {
-                            push(&mut stack, Node::Class(class));
-                            t = rest;
-                        } else if let Some(rest) = parse_perl_class(&s, t, &mut class) {
-                            push(&mut stack, Node::Class(class));
-                            t = rest;
-                        } else {
-                            let (c, rest) = parse_escape(&s, t)?;
-                            push(&mut stack, Node::Lit(c));
-                            t = rest;
-                        }
-                    }
-                }
-            }
+            '\\' => t = parse_backslash(&s, t, &mut stack)?,
             c => {
                 push(&mut stack, Node::Lit(c));
                 t += 1;
@@ -161,6 +116,56 @@ fn parse(text: &str) -> Res<Vec<Node>> {
         return Err("missing closing )".into());
     }
     Ok(stack.pop().expect("root"))
+}
+
+/// A `\` escape outside a class: an assertion, `\Q…\E` literals, a class (`\d`, `\pN`) or
+/// an escaped character. Returns where parsing goes on.
+fn parse_backslash(s: &[char], mut t: usize, stack: &mut [Vec<Node>]) -> Res<usize> {
+    match s.get(t + 1) {
+        Some('A') => {
+            push(stack, Node::Begin);
+            t += 2;
+        }
+        Some('z') => {
+            push(stack, Node::End);
+            t += 2;
+        }
+        Some('b') => {
+            push(stack, Node::WordBoundary);
+            t += 2;
+        }
+        Some('B') => {
+            push(stack, Node::NotWordBoundary);
+            t += 2;
+        }
+        Some('C') => return Err("invalid escape sequence: \\C".into()),
+        Some('Q') => {
+            // \Q ... \E: the ... is always literals.
+            t += 2;
+            while t < s.len() && !(s[t] == '\\' && s.get(t + 1) == Some(&'E')) {
+                push(stack, Node::Lit(s[t]));
+                t += 1;
+            }
+            if t < s.len() {
+                t += 2;
+            }
+        }
+        _ => {
+            let mut class = Class::default();
+            if let Some(rest) = parse_unicode_class(s, t, &mut class)? {
+                push(stack, Node::Class(class));
+                t = rest;
+            } else if let Some(rest) = parse_perl_class(s, t, &mut class) {
+                push(stack, Node::Class(class));
+                t = rest;
+            } else {
+                let (c, rest) = parse_escape(s, t)?;
+                push(stack, Node::Lit(c));
+                t = rest;
+            }
+        }
+    }
+    Ok(t)
 }
 
 fn push(stack: &mut [Vec<Node>], n: Node) {
