@@ -63,7 +63,11 @@ fn hint_of(e: &(dyn StdError + 'static)) -> Option<String> {
 }
 
 fn location_of(e: &(dyn StdError + 'static)) -> Option<Location> {
-    ask!(e, location, [crate::kustomize::EditError])
+    ask!(
+        e,
+        location,
+        [crate::kustomize::EditError, crate::docker::DockerError]
+    )
 }
 
 /// Adds `text` to the message being built, unless it was said already: libraries that wrap an

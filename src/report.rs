@@ -16,6 +16,7 @@ pub const OUTPUTS: &[&str] = &[
     "commit",
     "attempts",
     "aws-account-id",
+    "builder",
 ];
 
 /// The job's results, written as step outputs and summarized.
@@ -33,6 +34,12 @@ pub struct Report {
     pub commit: Option<String>,
     pub attempts: u32,
     pub aws_account_id: Option<String>,
+    /// `buildkit` or `classic`, when this job built.
+    pub builder: Option<&'static str>,
+    /// Dockerfile steps of the job's builds: (cached, total).
+    pub steps: (usize, usize),
+    /// Stage cache images pushed.
+    pub cache_images: Vec<String>,
     pub stages: Vec<(&'static str, Duration)>,
 }
 
@@ -55,6 +62,9 @@ impl Report {
             commit: deployed.and_then(|d| d.commit.clone()),
             attempts: deployed.map_or(0, |d| d.attempts),
             aws_account_id: target.aws.as_ref().map(|a| a.account_id.clone()),
+            builder: image.builder.map(|b| b.name()),
+            steps: (image.steps.cached(), image.steps.total()),
+            cache_images: image.cache_images.iter().map(ToString::to_string).collect(),
             stages,
         }
     }
@@ -78,17 +88,22 @@ impl Report {
         if let Some(id) = &self.aws_account_id {
             out.push(("aws-account-id", id.clone()));
         }
+        out.push(("builder", self.builder.unwrap_or_default().to_string()));
         out
     }
 
     /// One markdown table row per job; jobs of a matrix append to the same summary page.
     pub fn summary_markdown(&self) -> String {
         let image = self.image_ref().unwrap_or_else(|| self.image.clone());
-        let build = match (&self.build_note, self.built) {
+        let mut build = match (&self.build_note, self.built) {
             (Some(note), _) => note.clone(),
             (None, true) => "built".into(),
             (None, false) => "skipped".into(),
         };
+        if let Some(builder) = self.builder {
+            let (cached, total) = self.steps;
+            build.push_str(&format!(" ({builder}, {cached}/{total} steps cached)"));
+        }
         let commit = match (&self.commit, self.changed) {
             (Some(c), _) => format!("`{}`", &c[..c.len().min(12)]),
             (None, false) => "up to date".into(),
@@ -100,10 +115,15 @@ impl Report {
             .map(|(name, d)| format!("{name} {:.1}s", d.as_secs_f64()))
             .collect::<Vec<_>>()
             .join(", ");
-        format!(
+        let mut md = format!(
             "### deploy-action: {}\n\n| service | image | build | commit | attempts | seconds per stage |\n|---|---|---|---|---|---|\n| {} | `{}` | {} | {} | {} | {} |\n\n",
             self.service, self.service, image, build, commit, self.attempts, stages
-        )
+        );
+        if !self.cache_images.is_empty() {
+            let list: Vec<String> = self.cache_images.iter().map(|i| format!("`{i}`")).collect();
+            md.push_str(&format!("- cache images pushed: {}\n\n", list.join(", ")));
+        }
+        md
     }
 }
 
@@ -131,6 +151,29 @@ mod tests {
     fn the_account_id_is_output_only_when_known() {
         let r = Report::default();
         assert!(!r.outputs().iter().any(|(k, _)| *k == "aws-account-id"));
+    }
+
+    #[test]
+    fn the_summary_names_the_builder_its_cached_steps_and_the_cache_images() {
+        let r = Report {
+            service: "auth-service".into(),
+            image: "r/auth:v1".into(),
+            built: true,
+            builder: Some("buildkit"),
+            steps: (7, 9),
+            cache_images: vec!["r/auth:cache-planner".into(), "r/auth:cache-builder".into()],
+            ..Default::default()
+        };
+        let md = r.summary_markdown();
+        assert!(
+            md.contains("| built (buildkit, 7/9 steps cached) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- cache images pushed: `r/auth:cache-planner`, `r/auth:cache-builder`"),
+            "{md}"
+        );
+        assert!(r.outputs().contains(&("builder", "buildkit".to_string())));
     }
 
     #[test]

@@ -10,7 +10,8 @@ use bollard::auth::DockerCredentials;
 use bollard::{BollardRequest, Docker};
 use secrecy::ExposeSecret;
 
-use crate::failure::Hint;
+use super::session::SessionError;
+use crate::failure::{Hint, Locate, Location};
 use crate::registry::Credentials;
 
 /// The variable that names the daemon, as the docker CLI reads it.
@@ -39,12 +40,28 @@ pub enum DockerError {
         path: std::path::PathBuf,
         message: String,
     },
+    /// The classic builder's failing step, as its log names it (`Step 3/5 : RUN make`).
     #[error("building {image} failed at {step}: {message}")]
     BuildStep {
         image: String,
         step: String,
         message: String,
+        location: Option<Location>,
     },
+    /// BuildKit's failing step, with the last lines it printed.
+    #[error("building {} failed at `{}`: {}{}", .0.image, .0.step, .0.message, lines(&.0.tail))]
+    StepFailed(Box<StepFailure>),
+    #[error("building {image} failed: {message}")]
+    BuildFailed { image: String, message: String },
+    #[error("the Dockerfile uses {feature}, which the classic builder does not have")]
+    NeedsBuildKit {
+        feature: &'static str,
+        location: Location,
+    },
+    #[error("builder: buildkit, but the Docker daemon at {host} offers no BuildKit")]
+    NoBuildKit { host: String },
+    #[error("cannot start the BuildKit session")]
+    Session(#[source] SessionError),
     #[error("building {image} failed")]
     Build {
         image: String,
@@ -57,6 +74,8 @@ pub enum DockerError {
     PushDenied { image: String, message: String },
     #[error("pushing {image} failed: the repository does not exist: {message}")]
     PushNoRepository { image: String, message: String },
+    #[error("pushing {image} was refused: the repository's tags are immutable: {message}")]
+    PushImmutableTag { image: String, message: String },
     #[error("pushing {image} failed after {attempts} attempt(s): {message}")]
     Push {
         image: String,
@@ -77,9 +96,41 @@ impl Hint for DockerError {
             DockerError::ContextMissing { .. } => "the `context` input is relative to the workspace",
             DockerError::PushDenied { .. } => "check registry-username and registry-password, or that the role may push to ECR (ecr:InitiateLayerUpload, ecr:UploadLayerPart, ecr:CompleteLayerUpload, ecr:PutImage, ecr:BatchCheckLayerAvailability)",
             DockerError::PushNoRepository { .. } => "create it, or set `create-repository: true` for ECR",
+            DockerError::PushImmutableTag { .. } => "the stage cache images (cache-<stage>) are overwritten on every run, which an IMMUTABLE ECR repository refuses: set `cache-repository` to a separate MUTABLE repository, or `cache-to: none`",
+            DockerError::NeedsBuildKit { .. } => "set `builder: auto` (or `buildkit`) to build it with the daemon's BuildKit",
+            DockerError::NoBuildKit { .. } => "use a Docker Engine with BuildKit (18.09 or later, Linux), or `builder: classic` for a Dockerfile without BuildKit features",
+            DockerError::Session(SessionError::UnsupportedHost { .. }) => "set DOCKER_HOST to the daemon's unix socket or its plain tcp:// address",
             _ => return None,
         }.to_string())
     }
+}
+
+impl Locate for DockerError {
+    fn location(&self) -> Option<Location> {
+        match self {
+            DockerError::BuildStep { location, .. } => location.clone(),
+            DockerError::StepFailed(f) => f.location.clone(),
+            DockerError::NeedsBuildKit { location, .. } => Some(location.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// What BuildKit said about the step that failed.
+#[derive(Debug)]
+pub struct StepFailure {
+    pub image: String,
+    /// The instruction (`RUN make`), or BuildKit's name for the step.
+    pub step: String,
+    pub message: String,
+    /// The last lines the step printed.
+    pub tail: Vec<String>,
+    pub location: Option<Location>,
+}
+
+/// The last lines a failing step printed, indented under the error.
+fn lines(tail: &[String]) -> String {
+    tail.iter().map(|l| format!("\n  | {l}")).collect()
 }
 
 /// What bollard serializes into the auth header for `server` (a registry host).
@@ -114,7 +165,49 @@ pub fn connect_to(host: &str) -> Result<Docker, DockerError> {
         host: host.to_string(),
         source,
     })?;
-    Ok(docker.with_request_modifier(url_safe_registry_headers))
+    Ok(docker.with_request_modifier(|req| no_grpc_upgrade(url_safe_registry_headers(req))))
+}
+
+/// What the daemon offers the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Daemon {
+    /// Whether it has BuildKit: builder-next is in every Linux dockerd since 18.09 (API 1.39),
+    /// whether or not it is the default builder.
+    pub buildkit: bool,
+    /// Whether a `bridge` network exists (dockerd `--bridge=none` has none).
+    pub bridge: bool,
+}
+
+/// Asks the daemon what it offers.
+pub async fn daemon(docker: &Docker) -> Result<Daemon, DockerError> {
+    let connect = |source| DockerError::Connect {
+        host: docker_host(),
+        source,
+    };
+    let version = docker.version().await.map_err(connect)?;
+    let api = version
+        .api_version
+        .as_deref()
+        .and_then(|v| v.split_once('.'))
+        .and_then(|(major, minor)| Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?)));
+    let linux = version.os.as_deref() == Some("linux");
+    let bridge = match docker
+        .inspect_network(
+            "bridge",
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+    {
+        Ok(_) => true,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => false,
+        Err(source) => return Err(connect(source)),
+    };
+    Ok(Daemon {
+        buildkit: linux && api.is_some_and(|v| v >= (1, 39)),
+        bridge,
+    })
 }
 
 /// Agrees on the API version with the daemon: bollard speaks 1.53, Debian's dockerd 20.10 at
@@ -149,6 +242,17 @@ pub(crate) fn url_safe_registry_headers(mut req: BollardRequest) -> BollardReque
         if let Some(fixed) = fixed.and_then(|f| http::HeaderValue::from_str(&f).ok()) {
             req.headers_mut().insert(name, fixed);
         }
+    }
+    req
+}
+
+/// bollard's `build_image` with BuildKit always tries to open a session of its own (Auth only)
+/// under our session's id, starting with a `POST /grpc` upgrade. Without the upgrade headers
+/// the daemon refuses that at once, and bollard gives up before it reaches `/session`.
+pub(crate) fn no_grpc_upgrade(mut req: BollardRequest) -> BollardRequest {
+    if req.uri().path().ends_with("/grpc") {
+        req.headers_mut().remove(http::header::UPGRADE);
+        req.headers_mut().remove(http::header::CONNECTION);
     }
     req
 }
@@ -194,6 +298,24 @@ mod tests {
         assert_eq!(req.headers()["x-registry-auth"], "Pz8-Pz8_");
         assert_eq!(req.headers()["x-registry-config"], "e30_");
         assert_eq!(req.headers()["x-other"], "Pz8+");
+    }
+
+    #[test]
+    fn bollards_own_session_attempt_loses_its_upgrade_and_nothing_else_does() {
+        let req = |path: &str| {
+            http::Request::builder()
+                .uri(format!("http://localhost/v1.41{path}"))
+                .header("Upgrade", "h2c")
+                .header("Connection", "Upgrade")
+                .body(bollard::body_full(bytes::Bytes::new()))
+                .unwrap()
+        };
+        let grpc = no_grpc_upgrade(req("/grpc"));
+        assert!(
+            grpc.headers().get("upgrade").is_none() && grpc.headers().get("connection").is_none()
+        );
+        let session = no_grpc_upgrade(req("/session"));
+        assert_eq!(session.headers()["upgrade"], "h2c");
     }
 
     #[test]

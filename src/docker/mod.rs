@@ -1,8 +1,15 @@
-//! Docker: the build context (.dockerignore, tar), the build and the push through the Engine API.
+//! Docker: the build context (.dockerignore, tar), the build (BuildKit through our session, or
+//! the classic builder) and the push, all through the Engine API. Only talks to the daemon.
 pub mod build;
+mod buildkit;
+mod classic;
 pub mod client;
 pub mod context;
+pub mod dockerfile;
 pub mod dockerignore;
+pub mod progress;
 pub mod push;
+pub mod session;
+mod upload;
 
 pub use client::DockerError;

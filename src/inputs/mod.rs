@@ -53,6 +53,12 @@ pub const INPUTS: &[(&str, &str)] = &[
     ("labels", ""),
     ("target", ""),
     ("cache-from", "auto"),
+    ("cache-to", "auto"),
+    ("cache-repository", ""),
+    ("builder", "auto"),
+    ("network", ""),
+    ("secrets", ""),
+    ("secret-files", ""),
     ("skip-existing", "true"),
     ("push", "true"),
     ("set-image", "true"),
@@ -136,8 +142,53 @@ pub struct Build {
     pub labels: Vec<(String, String)>,
     pub target: Option<String>,
     pub cache_from: CacheFrom,
+    pub cache_to: CacheTo,
+    /// Where the stage cache images go (`<cache-repository>:cache-<stage>`).
+    pub cache_repository: String,
+    pub builder: BuilderChoice,
+    pub network: Option<Network>,
+    /// `secrets`: id and value.
+    pub secrets: Vec<(String, SecretString)>,
+    /// `secret-files`: id and workspace-relative path.
+    pub secret_files: Vec<(String, PathBuf)>,
     pub skip_existing: bool,
     pub push: bool,
+}
+
+/// The `builder` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuilderChoice {
+    /// BuildKit when the daemon offers it, else the classic builder.
+    Auto,
+    BuildKit,
+    Classic,
+}
+
+/// The `network` input: the network of `RUN` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    Default,
+    Host,
+    None,
+}
+
+impl Network {
+    /// The daemon's name for it.
+    pub fn mode(self) -> &'static str {
+        match self {
+            Network::Default => "default",
+            Network::Host => "host",
+            Network::None => "none",
+        }
+    }
+}
+
+/// The `cache-to` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheTo {
+    /// A cache image for each stage the target depends on, and inline cache metadata.
+    Auto,
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +368,9 @@ impl Inputs {
         let mut s: Vec<&SecretString> = self.git.token.iter().collect();
         if let Some(l) = &self.registry_login {
             s.push(&l.password);
+        }
+        if let Some(b) = &self.build {
+            s.extend(b.secrets.iter().map(|(_, v)| v));
         }
         s
     }

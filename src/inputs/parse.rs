@@ -107,7 +107,7 @@ impl Inputs {
         let dry_run = p.boolean(raw, "dry-run");
         let aws = aws(&mut p, raw);
         let target = target(&mut p, raw, &service);
-        let build = build(&mut p, raw);
+        let build = build(&mut p, raw, &target.repository);
         let set_image = set_image(&mut p, raw, &target.repository);
         let git = git(&mut p, raw);
         if build.is_none() && set_image.is_none() {
@@ -284,7 +284,7 @@ fn target(p: &mut Problems, raw: &Raw, service: &str) -> Target {
 }
 
 /// `None` with `build: false`; every build input is checked either way.
-fn build(p: &mut Problems, raw: &Raw) -> Option<Build> {
+fn build(p: &mut Problems, raw: &Raw, repository: &str) -> Option<Build> {
     let enabled = p.boolean(raw, "build");
     let context = p.relative_path(raw, "context");
     let dockerfile = p.relative_path(raw, "dockerfile");
@@ -299,6 +299,47 @@ fn build(p: &mut Problems, raw: &Raw) -> Option<Build> {
         p.add("target", format!("{t:?} is not a build stage name"));
     }
     let cache_from = cache_from(p, raw);
+    let cache_to = match raw.get_or_default("cache-to") {
+        "auto" => CacheTo::Auto,
+        "none" => CacheTo::None,
+        other => {
+            p.add("cache-to", format!("{other:?} must be auto or none"));
+            CacheTo::Auto
+        }
+    };
+    let cache_repository = raw
+        .get("cache-repository")
+        .unwrap_or(repository)
+        .to_string();
+    if raw.get("cache-repository").is_some() && !is_repository_path(&cache_repository) {
+        p.add("cache-repository", format!("{cache_repository:?} is not a registry path: lowercase components of [a-z0-9._-] joined by '/'"));
+    }
+    let builder = match raw.get_or_default("builder") {
+        "auto" => BuilderChoice::Auto,
+        "buildkit" => BuilderChoice::BuildKit,
+        "classic" => BuilderChoice::Classic,
+        other => {
+            p.add(
+                "builder",
+                format!("{other:?} must be auto, buildkit or classic"),
+            );
+            BuilderChoice::Auto
+        }
+    };
+    let network = match raw.get("network") {
+        None => None,
+        Some("default") => Some(Network::Default),
+        Some("host") => Some(Network::Host),
+        Some("none") => Some(Network::None),
+        Some(other) => {
+            p.add(
+                "network",
+                format!("{other:?} must be default, host or none"),
+            );
+            None
+        }
+    };
+    let (secrets, secret_files) = build_secrets(p, raw);
     let skip_existing = p.boolean(raw, "skip-existing");
     let push = p.boolean(raw, "push");
     enabled.then_some(Build {
@@ -308,9 +349,80 @@ fn build(p: &mut Problems, raw: &Raw) -> Option<Build> {
         labels,
         target,
         cache_from,
+        cache_to,
+        cache_repository,
+        builder,
+        network,
+        secrets,
+        secret_files,
         skip_existing,
         push,
     })
+}
+
+/// `secrets` (`id=value` per line, values kept exactly, never echoed in a message) and
+/// `secret-files` (`id=path` per line, paths inside the workspace); an id is given once.
+#[allow(clippy::type_complexity)]
+fn build_secrets(
+    p: &mut Problems,
+    raw: &Raw,
+) -> (Vec<(String, SecretString)>, Vec<(String, PathBuf)>) {
+    let mut ids: Vec<String> = Vec::new();
+    let mut id_ok = |p: &mut Problems, input: &str, line: usize, id: &str| -> bool {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            p.add(
+                input,
+                format!("line {line}: the id before '=' must be 1 or more of [A-Za-z0-9._-]"),
+            );
+            return false;
+        }
+        if ids.iter().any(|i| i == id) {
+            p.add(input, format!("line {line}: the id {id:?} is given twice"));
+            return false;
+        }
+        ids.push(id.to_string());
+        true
+    };
+    let text = |name: &str| raw.values.get(name).cloned().unwrap_or_default();
+    let mut secrets = Vec::new();
+    for (i, line) in text("secrets").lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((id, value)) if id_ok(p, "secrets", i + 1, id.trim()) => {
+                secrets.push((id.trim().to_string(), SecretString::from(value.to_string())));
+            }
+            Some(_) => {}
+            None => p.add("secrets", format!("line {}: is not id=value", i + 1)),
+        }
+    }
+    let mut files = Vec::new();
+    for (i, line) in text("secret-files").lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match line.split_once('=') {
+            Some((id, path)) if id_ok(p, "secret-files", i + 1, id.trim()) => {
+                match confined_path(path.trim()) {
+                    Ok(path) => files.push((id.trim().to_string(), path)),
+                    Err(why) => p.add("secret-files", format!("line {}: {path:?} {why}", i + 1)),
+                }
+            }
+            Some(_) => {}
+            None => p.add(
+                "secret-files",
+                format!("line {}: {line:?} is not id=path", i + 1),
+            ),
+        }
+    }
+    (secrets, files)
 }
 
 fn cache_from(p: &mut Problems, raw: &Raw) -> CacheFrom {
@@ -608,6 +720,94 @@ mod tests {
                 .starts_with("\"127.0.0.1:5000/Nova/svc::bad\" is not an image reference"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn builder_network_cache_to_and_cache_repository_take_their_values() {
+        let b = parse(base()).unwrap().build.unwrap();
+        assert_eq!(
+            (
+                b.builder,
+                b.network,
+                b.cache_to,
+                b.cache_repository.as_str()
+            ),
+            (BuilderChoice::Auto, None, CacheTo::Auto, "auth-service")
+        );
+        let b = parse(
+            base()
+                .with("builder", "classic")
+                .with("network", "host")
+                .with("cache-to", "none")
+                .with("cache-repository", "nova/cache"),
+        )
+        .unwrap()
+        .build
+        .unwrap();
+        assert_eq!(
+            (
+                b.builder,
+                b.network,
+                b.cache_to,
+                b.cache_repository.as_str()
+            ),
+            (
+                BuilderChoice::Classic,
+                Some(Network::Host),
+                CacheTo::None,
+                "nova/cache"
+            )
+        );
+        let err = parse(
+            base()
+                .with("builder", "kaniko")
+                .with("network", "bridge")
+                .with("cache-to", "registry")
+                .with("cache-repository", "Nova/Cache"),
+        )
+        .unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(
+            names,
+            ["cache-to", "cache-repository", "builder", "network"]
+        );
+    }
+
+    #[test]
+    fn secrets_keep_their_values_exactly_and_never_show_them_in_a_problem() {
+        use secrecy::ExposeSecret;
+        let b = parse(
+            base()
+                .with("secrets", "tok= s3 cr=t \n\nnpm=abc\r\n")
+                .with("secret-files", "ssh=keys/id_rsa\n"),
+        )
+        .unwrap()
+        .build
+        .unwrap();
+        let secrets: Vec<(&str, &str)> = b
+            .secrets
+            .iter()
+            .map(|(id, v)| (id.as_str(), v.expose_secret()))
+            .collect();
+        assert_eq!(secrets, [("tok", " s3 cr=t "), ("npm", "abc")]);
+        assert_eq!(
+            b.secret_files,
+            [("ssh".to_string(), PathBuf::from("keys/id_rsa"))]
+        );
+        let err = parse(
+            base()
+                .with("secrets", "hunter2\nbad id=x\ntok=1")
+                .with("secret-files", "tok=a\nf=/etc/shadow"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        let names: Vec<&str> = err.0.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(
+            names,
+            ["secrets", "secrets", "secret-files", "secret-files"]
+        );
+        assert!(text.contains("the id \"tok\" is given twice"), "{text}");
     }
 
     #[test]

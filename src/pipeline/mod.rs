@@ -95,6 +95,15 @@ pub(crate) enum StageError {
     RemoteUnknown { workspace: String },
     #[error("{dir}: no kustomization.yaml, kustomization.yml or Kustomization on branch {branch}")]
     KustomizationMissingAtTip { dir: String, branch: String },
+    #[error("build secrets need BuildKit, and the build uses the classic builder")]
+    SecretsNeedBuildKit,
+    #[error("secret-files: cannot read {path} for the secret {id:?}")]
+    SecretFileUnreadable {
+        id: String,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Hint for StageError {
@@ -110,6 +119,12 @@ impl Hint for StageError {
                 }
                 StageError::KustomizationMissingAtTip { .. } => {
                     "the kustomization input is relative to the repository root"
+                }
+                StageError::SecretsNeedBuildKit => {
+                    "set `builder: auto` (or `buildkit`); `RUN --mount=type=secret` is BuildKit's"
+                }
+                StageError::SecretFileUnreadable { .. } => {
+                    "secret-files paths are relative to the workspace; a file made by an earlier step must exist before this one"
                 }
             }
             .into(),

@@ -142,9 +142,13 @@ fn the_action_builds_pushes_pins_the_digest_and_a_rerun_skips_the_build() {
         first.output("image-ref"),
         format!("{}/{}@{digest}", s.registry, job.repository)
     );
-    // The build log sits in a group, and so does the push, one line per layer.
+    // The build log sits in a group (BuildKit's, on this daemon), and so does the push, one
+    // line per layer.
+    assert_eq!(first.output("builder"), "buildkit");
     assert!(
-        first.stdout.contains(&format!("::group::Build {image}\n")),
+        first
+            .stdout
+            .contains(&format!("::group::Build {image} (buildkit)\n")),
         "{}",
         first.stdout
     );
@@ -228,11 +232,13 @@ fn the_action_builds_pushes_pins_the_digest_and_a_rerun_skips_the_build() {
 
 #[test]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
-fn cache_from_auto_reuses_the_deployed_images_run_layer_after_a_source_change() {
+fn cache_from_auto_reuses_the_deployed_images_run_layer_after_a_source_change_with_the_classic_builder()
+ {
     let s = services();
     let job = Job::new();
+    let classic = |tag: &str| job.action(s, tag).input("builder", "classic");
     // Deploy t1: the workspace's overlay now names it (git-push: false edits the file only).
-    run(job.action(s, "t1").input("git-push", "false"), s).assert_ok();
+    run(classic("t1").input("git-push", "false"), s).assert_ok();
     assert!(
         job.ws.overlay().contains(&format!(
             "newName: {}/{}\n    newTag: t1",
@@ -250,8 +256,9 @@ fn cache_from_auto_reuses_the_deployed_images_run_layer_after_a_source_change() 
         "changed\n",
     )
     .unwrap();
-    let second = run(job.action(s, "t2").input("git-push", "false"), s);
+    let second = run(classic("t2").input("git-push", "false"), s);
     second.assert_ok();
+    assert_eq!(second.output("builder"), "classic");
     let lines: Vec<&str> = second.stdout.lines().collect();
     assert!(
         second
@@ -320,20 +327,51 @@ fn build_failures_are_one_error_line_naming_the_cause() {
     let s = services();
     let job = Job::new();
 
-    // A failing RUN step names the step and the daemon's message.
+    // A failing RUN step names the step, its file and line, and the daemon's message: with
+    // the classic builder as its log numbers the step,
     let dockerfile = job.ws.path.join("backend/auth-service/Dockerfile");
     std::fs::write(
         &dockerfile,
         format!("FROM {}\nRUN echo about to fail && exit 7\n", s.base_image),
     )
     .unwrap();
-    let r = run(job.action(s, "t-fail").input("git-push", "false"), s);
+    let r = run(
+        job.action(s, "t-fail")
+            .input("git-push", "false")
+            .input("builder", "classic"),
+        s,
+    );
     let e = error_line(&r);
     assert!(
         e.contains("failed at Step 2/") && e.contains(" : RUN echo about to fail && exit 7: "),
         "{e}"
     );
     assert!(e.contains("returned a non-zero code: 7"), "{e}");
+    assert!(
+        e.starts_with("::error file=backend/auth-service/Dockerfile,line=2::"),
+        "{e}"
+    );
+    // and with BuildKit, with the last lines the step printed.
+    let r = run(job.action(s, "t-fail").input("git-push", "false"), s);
+    let e = error_line(&r);
+    assert!(
+        e.starts_with("::error file=backend/auth-service/Dockerfile,line=2::"),
+        "{e}"
+    );
+    assert!(
+        e.contains("failed at `RUN echo about to fail && exit 7`: ") && e.contains("exit code: 7"),
+        "{e}"
+    );
+    assert!(e.contains("\n  | about to fail"), "{e}");
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("::error"))
+            .count(),
+        1,
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         job.ws.overlay(),
         crate::support::seed_kustomization(),
@@ -458,7 +496,7 @@ fn an_unreachable_registry_is_one_error_with_its_cause_once_and_a_hint() {
 
 #[test]
 #[ignore = "needs dockerd; run by scripts/test.sh"]
-fn an_empty_dockerfile_is_one_error_with_the_daemons_message_once() {
+fn an_empty_dockerfile_is_one_error_with_the_daemons_message_once_with_either_builder() {
     let s = services();
     let job = Job::new();
     std::fs::write(job.ws.path.join("backend/auth-service/Dockerfile"), "").unwrap();
@@ -466,6 +504,16 @@ fn an_empty_dockerfile_is_one_error_with_the_daemons_message_once() {
         job.action(s, "t-empty")
             .input("skip-existing", "false")
             .input("git-push", "false"),
+        s,
+    );
+    let e = error_line(&r);
+    assert_eq!(e.matches("cannot be empty").count(), 1, "{e}");
+    assert!(e.contains("failed to create LLB definition"), "{e}");
+    let r = run(
+        job.action(s, "t-empty")
+            .input("skip-existing", "false")
+            .input("git-push", "false")
+            .input("builder", "classic"),
         s,
     );
     let e = error_line(&r);

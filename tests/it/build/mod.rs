@@ -8,7 +8,7 @@ mod library;
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
-use deploy_action::docker::build::{self, BuildRequest, BuiltImage};
+use deploy_action::docker::build::{self, BuildRequest, Builder, BuiltImage};
 use deploy_action::github::Runner;
 use deploy_action::registry::ImageRef;
 
@@ -56,6 +56,12 @@ fn request(fx: &Fixture, s: &Services, image: &ImageRef, greeting: &str) -> Buil
         labels,
         target: None,
         cache_from: Vec::new(),
+        builder: Builder::Classic,
+        network: None,
+        inline_cache: false,
+        secrets: Default::default(),
+        parsed: None,
+        dockerfile_name: "Dockerfile".into(),
     }
 }
 
