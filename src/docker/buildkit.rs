@@ -1,8 +1,10 @@
-//! The daemon's embedded BuildKit: our session (registry credentials, build secrets), the
-//! streamed context as the `/build?version=2` body, the progress printed one line per step,
-//! and a failing step named by its Dockerfile line with the last lines of its output.
+//! The daemon's embedded BuildKit: our session (registry credentials, build secrets, and the
+//! context and Dockerfile through FileSync, as the docker CLI sends them), the progress printed
+//! one line per step, and a failing step named by its Dockerfile line with the last lines of
+//! its output.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use bollard::Docker;
@@ -13,9 +15,11 @@ use secrecy::ExposeSecret;
 
 use super::build::{BuildRequest, BuiltImage, build_args};
 use super::client::{self, DockerError, StepFailure};
+use super::context;
+use super::filesync::SyncedDirs;
 use super::progress::{self, BuildKitLog, FailedStep};
 use super::session::{self, SessionData};
-use super::upload::{Context, dockerfile_location, image_id_or_inspect};
+use super::upload::{context_error, dockerfile_location, image_id_or_inspect};
 use crate::github::line_out;
 use crate::registry::Credentials;
 
@@ -24,9 +28,16 @@ pub(super) async fn build(
     req: &BuildRequest,
     creds: Option<&Credentials>,
 ) -> Result<BuiltImage, DockerError> {
+    context::check_dockerignore(&req.context).map_err(|e| context_error(req, e))?;
+    let dockerfile =
+        std::path::absolute(&req.dockerfile).unwrap_or_else(|_| req.dockerfile.clone());
     let mut data = SessionData {
         credentials: HashMap::new(),
         secrets: Arc::clone(&req.secrets),
+        dirs: Some(SyncedDirs {
+            context: req.context.clone(),
+            dockerfile_dir: dockerfile.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        }),
     };
     // Credentials go only to the registry they belong to, by the host BuildKit asks for.
     if let Some(c) = creds {
@@ -36,9 +47,13 @@ pub(super) async fn build(
     let session = session::open(&client::docker_host(), data)
         .await
         .map_err(DockerError::Session)?;
-    let mut context = Context::stream(req)?;
+    // The context comes from the session, as the docker CLI sends it: no request body.
     let options = BuildImageOptions {
-        dockerfile: context.dockerfile_name.clone(),
+        dockerfile: dockerfile
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        remote: Some("client-session".into()),
         t: Some(req.image.to_string()),
         rm: true,
         cachefrom: (!req.cache_from.is_empty())
@@ -59,7 +74,8 @@ pub(super) async fn build(
         .collect();
     let mut log = BuildKitLog::new(secrets);
     let mut image_id = None;
-    let mut stream = docker.build_image(options, None, Some(context.body()));
+    let mut stream =
+        docker.build_image(options, None, Some(bollard::body_full(Default::default())));
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => match &info.aux {
@@ -76,7 +92,12 @@ pub(super) async fn build(
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 return Err(step_failed(req, log.failed(), error));
             }
-            Err(source) => return Err(context.failure(req, source)),
+            Err(source) => {
+                return Err(DockerError::Build {
+                    image: req.image.to_string(),
+                    source,
+                });
+            }
         }
     }
     drop(session);

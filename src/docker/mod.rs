@@ -7,6 +7,7 @@ pub mod client;
 pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+mod filesync;
 pub mod progress;
 pub mod push;
 pub mod session;

@@ -8,8 +8,8 @@
 //! the gRPC client and we serve Health (checked every second; one failure ends the session),
 //! Auth and Secrets on it. The build then names the session by its id.
 //!
-//! The context is not sent through the session (no FileSync): it goes as the `/build` request
-//! body, streamed, exactly as with the classic builder.
+//! The build context goes through the session too, as the docker CLI sends it: the FileSync
+//! service (`filesync.rs`) serves the context directory and the Dockerfile's directory.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -35,7 +35,9 @@ use hyper_util::service::TowerToHyperService;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use tonic::{Response, Status};
 
+use super::filesync::{FileSyncService, SyncedDirs};
 use crate::registry::Credentials;
+use bollard::moby::filesync::v1::file_sync_server::FileSyncServer;
 
 /// The methods we serve, as the docker CLI announces them. BuildKit v0.8 only checks the list
 /// for file transfers, but a newer daemon may check it for all.
@@ -47,16 +49,20 @@ const METHODS: &[&str] = &[
     "/moby.filesync.v1.Auth/GetTokenAuthority",
     "/moby.filesync.v1.Auth/VerifyTokenAuthority",
     "/moby.buildkit.secrets.v1.Secrets/GetSecret",
+    "/moby.filesync.v1.FileSync/DiffCopy",
+    "/moby.filesync.v1.FileSync/TarStream",
 ];
 
 /// A build secret's value.
 pub type SecretValue = SecretBox<Vec<u8>>;
 
-/// What the session hands out: credentials by registry host, secrets by id.
+/// What the session hands out: credentials by registry host, secrets by id, and the
+/// directories of the build.
 #[derive(Default)]
 pub struct SessionData {
     pub credentials: HashMap<String, Credentials>,
     pub secrets: Arc<HashMap<String, SecretValue>>,
+    pub dirs: Option<SyncedDirs>,
 }
 
 /// Why the session could not be opened.
@@ -91,16 +97,26 @@ impl Drop for Session {
 }
 
 /// Opens a session on the daemon at `host` (`unix:///…` or `tcp://…`).
-pub async fn open(host: &str, data: SessionData) -> Result<Session, SessionError> {
+pub async fn open(host: &str, mut data: SessionData) -> Result<Session, SessionError> {
     let id = new_id();
+    // BuildKit keeps what it received of a directory under this key, and on the next build
+    // with the same key asks only for what changed.
+    let shared_key = data
+        .dirs
+        .as_ref()
+        .map_or_else(|| id.clone(), |d| shared_key(&d.context));
     let upgraded = match connect(host).await? {
-        Stream::Unix(s) => handshake(TokioIo::new(s), &id).await?,
-        Stream::Tcp(s) => handshake(TokioIo::new(s), &id).await?,
+        Stream::Unix(s) => handshake(TokioIo::new(s), &id, &shared_key).await?,
+        Stream::Tcp(s) => handshake(TokioIo::new(s), &id, &shared_key).await?,
     };
+    let dirs = data.dirs.take();
     let data = Arc::new(data);
-    let routes = tonic::service::Routes::new(HealthServer::new(HealthService))
+    let mut routes = tonic::service::Routes::new(HealthServer::new(HealthService))
         .add_service(AuthServer::new(AuthService(Arc::clone(&data))))
         .add_service(SecretsServer::new(SecretsService(data)));
+    if let Some(dirs) = dirs {
+        routes = routes.add_service(FileSyncServer::new(FileSyncService(dirs)));
+    }
     let task = tokio::spawn(async move {
         // The connection ends when the daemon closes it or the session is dropped; either
         // way there is nobody left to tell.
@@ -143,7 +159,11 @@ async fn connect(host: &str) -> Result<Stream, SessionError> {
 
 /// `POST /session` with the upgrade to h2c; the daemon has registered the session by the time
 /// it answers 101.
-async fn handshake<T>(io: T, id: &str) -> Result<hyper::upgrade::Upgraded, SessionError>
+async fn handshake<T>(
+    io: T,
+    id: &str,
+    shared_key: &str,
+) -> Result<hyper::upgrade::Upgraded, SessionError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -157,7 +177,7 @@ where
         .header(hyper::header::UPGRADE, "h2c")
         .header("X-Docker-Expose-Session-Uuid", id)
         .header("X-Docker-Expose-Session-Name", "deploy-action")
-        .header("X-Docker-Expose-Session-Sharedkey", id);
+        .header("X-Docker-Expose-Session-Sharedkey", shared_key);
     for m in METHODS {
         req = req.header("X-Docker-Expose-Session-Grpc-Method", *m);
     }
@@ -192,6 +212,16 @@ fn daemon_message(body: &[u8]) -> String {
         .ok()
         .and_then(|v| v.get("message")?.as_str().map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string())
+}
+
+/// A key for `dir`, the same for every build of it on this machine.
+fn shared_key(dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .hash(&mut h);
+    format!("deploy-action-{:016x}", h.finish())
 }
 
 /// 25 base-36 characters, the shape of BuildKit's own session ids.

@@ -77,7 +77,7 @@ impl Context {
     }
 }
 
-fn context_error(req: &BuildRequest, e: ContextError) -> DockerError {
+pub(super) fn context_error(req: &BuildRequest, e: ContextError) -> DockerError {
     match e {
         ContextError::DockerfileNotFound { .. } | ContextError::DockerfileIsADirectory(_) => {
             DockerError::DockerfileMissing {

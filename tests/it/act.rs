@@ -457,6 +457,7 @@ fn target_tmp() -> PathBuf {
 #[test]
 #[ignore = "needs act+dockerd; run by scripts/test.sh"]
 fn the_example_workflow_deploys_all_eight_services_under_act() {
+    let _daemon = crate::support::docker::shared_daemon();
     let t_all = Instant::now();
     let s = services();
     let registry = s.registry.clone();

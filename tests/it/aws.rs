@@ -783,6 +783,7 @@ fn the_action_assumes_the_role_through_a_flaky_token_endpoint_and_promotes_into_
 #[test]
 #[ignore = "needs dockerd+registry+moto; run by scripts/test.sh"]
 fn the_action_builds_and_pushes_with_the_ecr_token_and_creates_the_repository_with_scan_on_push() {
+    let _daemon = crate::support::docker::shared_daemon();
     let s = services();
     let (registry, moto_account, base_image) = (
         s.registry.clone(),

@@ -157,6 +157,113 @@ impl Case {
     }
 }
 
+impl Case {
+    /// `docker build` with BuildKit by Debian's CLI 20.10 (CLI 28 needs buildx for that): the
+    /// context goes through its session, as ours does.
+    fn cli_buildkit_build(&self) -> String {
+        let out = Command::new("/usr/bin/docker")
+            .env("DOCKER_HOST", &services().docker_host)
+            .env("DOCKER_BUILDKIT", "1")
+            .args(["build", "-q", "--network=none", "-f"])
+            .arg(&self.dockerfile)
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        image_id(out, "docker build (CLI, BuildKit)")
+    }
+
+    /// Our BuildKit build, through the library.
+    fn our_buildkit_build(&self) -> String {
+        use deploy_action::docker::build::{self, BuildRequest, Builder};
+        let image = deploy_action::registry::ImageRef::tagged(
+            "da-test",
+            &format!("ctx-{}", crate::support::registry::unique_name()),
+            "bk",
+        );
+        let req = BuildRequest {
+            context: self.dir.clone(),
+            dockerfile: self.dockerfile.clone(),
+            dockerfile_name: "Dockerfile".into(),
+            image: image.clone(),
+            build_args: Vec::new(),
+            labels: Vec::new(),
+            target: None,
+            cache_from: Vec::new(),
+            builder: Builder::BuildKit,
+            network: Some("none".into()),
+            inline_cache: false,
+            secrets: Default::default(),
+            parsed: None,
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let docker = crate::support::docker::docker().await;
+            build::build(
+                &docker,
+                &req,
+                None,
+                &deploy_action::github::Runner::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("our BuildKit build: {e:?}"))
+            .id
+        })
+    }
+}
+
+/// Both BuildKit builds see the same /ctx: the CLI's and ours.
+fn assert_same_buildkit_context(dockerignore: Option<&str>) {
+    let case = Case::new(dockerignore);
+    let (cli, ours) = (case.cli_buildkit_build(), case.our_buildkit_build());
+    let (cli_list, our_list) = (listing(&cli), listing(&ours));
+    assert!(cli_list.starts_with("/ctx 755 directory"), "{cli_list}");
+    assert_eq!(
+        our_list, cli_list,
+        "/ctx differs under BuildKit for .dockerignore {dockerignore:?}"
+    );
+}
+
+macro_rules! buildkit_context_cases {
+    ($($name:ident: $ignore:expr,)*) => {$(
+        #[test]
+        #[ignore = "needs dockerd; run by scripts/test.sh"]
+        fn $name() {
+            let _daemon = crate::support::docker::shared_daemon();
+            assert_same_buildkit_context($ignore);
+        }
+    )*};
+}
+
+buildkit_context_cases! {
+    with_buildkit_no_dockerignore_sends_everything: None,
+    with_buildkit_an_exception_re_includes_one_file: Some("*.md\n!README.md"),
+    with_buildkit_an_exception_inside_an_excluded_directory_re_includes_it: Some("node_modules\n!node_modules/pkg/package.json"),
+    with_buildkit_a_literal_exception_opens_an_excluded_directory: Some("docs\n!docs/api/v1.md"),
+    with_buildkit_a_double_star_exception_does_not_open_an_excluded_directory: Some("docs\n!**/v1.md"),
+    with_buildkit_everything_but_one_directory_leaves_out_the_build_files_too: Some("*\n!src"),
+    with_buildkit_excluding_the_build_files_leaves_them_out: Some("Dockerfile\n.dockerignore"),
+    with_buildkit_a_trailing_double_star_with_an_exception: Some("src/**\n!src/lib"),
+    with_buildkit_a_caret_class_negates_and_an_exclamation_class_is_literal: Some("[^a-m]*\n[!a]*"),
+    with_buildkit_symlinks_hard_links_and_modes_arrive_as_the_cli_sends_them: Some("*.md"),
+    with_buildkit_long_paths_are_matched_whole: Some("deep/a*/b*"),
+}
+
+#[test]
+#[ignore = "needs dockerd; run by scripts/test.sh"]
+fn with_buildkit_a_dockerfile_outside_the_context_is_read_from_its_own_directory() {
+    let _daemon = crate::support::docker::shared_daemon();
+    for ignore in [None, Some("*")] {
+        let mut case = Case::new(ignore);
+        let outside = case._tmp.path().join("elsewhere/Dockerfile");
+        std::fs::create_dir_all(outside.parent().unwrap()).unwrap();
+        std::fs::rename(&case.dockerfile, &outside).unwrap();
+        case.dockerfile = outside;
+        let (cli, ours) = (case.cli_buildkit_build(), case.our_buildkit_build());
+        assert_eq!(listing(&ours), listing(&cli), "{ignore:?}");
+    }
+}
+
 fn docker() -> Command {
     let mut cmd = Command::new("docker");
     cmd.env("DOCKER_HOST", &services().docker_host)
@@ -212,6 +319,7 @@ macro_rules! context_cases {
         #[test]
         #[ignore = "needs dockerd; run by scripts/test.sh"]
         fn $name() {
+            let _daemon = crate::support::docker::shared_daemon();
             assert_same_context($ignore);
         }
     )*};
@@ -255,6 +363,7 @@ context_cases! {
 #[test]
 #[ignore = "needs dockerd; run by scripts/test.sh"]
 fn a_dockerfile_in_a_subdirectory_of_an_excluded_tree_is_still_sent() {
+    let _daemon = crate::support::docker::shared_daemon();
     let mut case = Case::new(Some("backend\n*.md"));
     let sub = case.dir.join("backend/auth");
     std::fs::create_dir_all(&sub).unwrap();
@@ -271,6 +380,7 @@ fn a_dockerfile_in_a_subdirectory_of_an_excluded_tree_is_still_sent() {
 #[test]
 #[ignore = "needs dockerd; run by scripts/test.sh"]
 fn a_dockerfile_outside_the_context_is_injected_under_a_generated_name() {
+    let _daemon = crate::support::docker::shared_daemon();
     for ignore in [None, Some("*.md\n.dockerignore"), Some("*")] {
         let mut case = Case::new(ignore);
         let outside = case._tmp.path().join("elsewhere/Dockerfile");
@@ -308,6 +418,7 @@ fn a_dockerfile_outside_the_context_is_injected_under_a_generated_name() {
 #[test]
 #[ignore = "needs dockerd; run by scripts/test.sh"]
 fn a_copy_layer_from_our_tar_hits_the_cli_builds_cache() {
+    let _daemon = crate::support::docker::shared_daemon();
     let case = Case::new(Some("*.log"));
     std::fs::write(
         &case.dockerfile,
@@ -508,6 +619,7 @@ fn headers(tar: &[u8]) -> Vec<String> {
 #[test]
 #[ignore = "needs the docker CLI; run by scripts/test.sh"]
 fn our_tar_is_byte_for_byte_the_clis() {
+    let _daemon = crate::support::docker::shared_daemon();
     for ignore in [
         None,
         Some("*.md\n!README.md\nnode_modules\n!node_modules/pkg"),
@@ -535,6 +647,7 @@ fn our_tar_is_byte_for_byte_the_clis() {
 #[test]
 #[ignore = "needs the docker CLI; run by scripts/test.sh"]
 fn an_injected_dockerfile_has_the_clis_headers_and_dockerignore_rewrite() {
+    let _daemon = crate::support::docker::shared_daemon();
     let mut case = Case::new(Some("*.md\n"));
     let outside = case._tmp.path().join("elsewhere/Dockerfile");
     std::fs::create_dir_all(outside.parent().unwrap()).unwrap();

@@ -93,6 +93,25 @@ impl Entry {
     pub fn mode(&self) -> u32 {
         self.mode
     }
+
+    /// Seconds since the epoch.
+    pub(crate) fn mtime(&self) -> i64 {
+        self.mtime
+    }
+
+    /// Major and minor device numbers, for devices.
+    pub(crate) fn dev(&self) -> (u64, u64) {
+        self.dev
+    }
+
+    /// Where the content is read from, relative to the context directory, for a file that
+    /// has content there.
+    pub(crate) fn disk_path(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            Source::Disk(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// Why the context cannot be planned or sent.
@@ -138,4 +157,4 @@ mod walk;
 
 pub use header::write_tar;
 pub use stream::tar_stream;
-pub use walk::plan;
+pub use walk::{check_dockerignore, plan, synced};

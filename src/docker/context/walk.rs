@@ -40,6 +40,7 @@ pub fn plan(spec: &ContextSpec) -> Result<ContextPlan, ContextError> {
         matcher: &matcher,
         root: &root,
         files: Vec::new(),
+        emit_walked_excluded_dirs: false,
         seen_inodes: HashMap::new(),
     };
     walker
@@ -65,6 +66,100 @@ pub fn plan(spec: &ContextSpec) -> Result<ContextPlan, ContextError> {
         files,
         dockerfile_name,
     })
+}
+
+/// The context as the docker CLI gives it to BuildKit's FileSync: the `.dockerignore` rules as
+/// written (BuildKit reads the Dockerfile on its own, so the CLI keeps no build file in the
+/// context), nothing injected. Paths named in `follow` alone, with their parent directories,
+/// when BuildKit asks for only those (as it does for `.dockerignore` itself).
+pub fn synced(
+    root: &Path,
+    follow: &[String],
+    apply_ignore: bool,
+) -> Result<Vec<Entry>, ContextError> {
+    let root = resolve_context(root)?;
+    if !follow.is_empty() {
+        return followed(&root, follow);
+    }
+    let ignore_path = root.join(DOCKERIGNORE);
+    let ignore_text = match fs_err::read(&ignore_path) {
+        Ok(b) if apply_ignore => String::from_utf8_lossy(&b).into_owned(),
+        Ok(_) => String::new(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ContextError::Read(e)),
+    };
+    let bad = |source| ContextError::Dockerignore {
+        path: ignore_path.clone(),
+        source,
+    };
+    let matcher = Matcher::new(&dockerignore::read_all(&ignore_text).map_err(bad)?).map_err(bad)?;
+    let mut walker = Walker {
+        matcher: &matcher,
+        root: &root,
+        files: Vec::new(),
+        emit_walked_excluded_dirs: true,
+        seen_inodes: HashMap::new(),
+    };
+    walker
+        .walk(&root, &[], &MatchInfo::default())
+        .map_err(|e| match e {
+            WalkError::Io(e) => ContextError::Read(e),
+            WalkError::Ignore(source) => bad(source),
+        })?;
+    Ok(walker.files)
+}
+
+/// Whether `.dockerignore` in `root` reads as docker reads it: checked before a build whose
+/// context BuildKit will ask for, so a bad pattern is our error, not the daemon's.
+pub fn check_dockerignore(root: &Path) -> Result<(), ContextError> {
+    let root = resolve_context(root)?;
+    let ignore_path = root.join(DOCKERIGNORE);
+    let text = match fs_err::read(&ignore_path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ContextError::Read(e)),
+    };
+    let bad = |source| ContextError::Dockerignore {
+        path: ignore_path.clone(),
+        source,
+    };
+    Matcher::new(&dockerignore::read_all(&text).map_err(bad)?).map_err(bad)?;
+    Ok(())
+}
+
+/// The entries for `follow` (relative paths): each that exists, after its parent directories.
+fn followed(root: &Path, follow: &[String]) -> Result<Vec<Entry>, ContextError> {
+    let mut names: std::collections::BTreeSet<Vec<u8>> = Default::default();
+    for f in follow {
+        let clean = dockerignore::clean(f.trim_start_matches('/'));
+        if clean == "." || clean.starts_with("../") || clean == ".." {
+            continue;
+        }
+        let mut prefix = String::new();
+        for part in clean.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            names.insert(prefix.clone().into_bytes());
+        }
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let abs = root.join(OsString::from_vec(name.clone()));
+        let md = match fs_err::symlink_metadata(&abs) {
+            Ok(md) => md,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ContextError::Read(e)),
+        };
+        let link = if md.file_type().is_symlink() {
+            Some(fs_err::read_link(&abs).map_err(ContextError::Read)?)
+        } else {
+            None
+        };
+        out.extend(entry_for(name, &md, link));
+    }
+    Ok(out)
 }
 
 /// `AddDockerfileToBuildContext`: the Dockerfile under a random name, and that name appended to
@@ -187,6 +282,9 @@ struct Walker<'a> {
     matcher: &'a Matcher,
     root: &'a Path,
     files: Vec<Entry>,
+    /// fsutil (BuildKit's context) sends an excluded directory it walks for exceptions as an
+    /// entry of its own, where the tar of the classic path leaves it to be implied.
+    emit_walked_excluded_dirs: bool,
     /// Go keys hard links by inode alone.
     seen_inodes: HashMap<u64, Vec<u8>>,
 }
@@ -215,6 +313,9 @@ impl Walker<'_> {
                 // An excluded directory is walked (without its own entry) only for exceptions
                 // whose literal text lies below it.
                 if is_dir && self.matcher.may_descend(&rel_str) {
+                    if self.emit_walked_excluded_dirs {
+                        self.files.extend(entry_for(rel.clone(), &md, None));
+                    }
                     self.walk(&abs, &rel, &info)?;
                 }
                 continue;

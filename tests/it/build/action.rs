@@ -15,32 +15,45 @@ use crate::support::registry::{closed_port, get_manifest, unique_name as unique}
 use crate::support::services::Services;
 use crate::support::{Action, Remote, Run, Workspace, copy_dir, error_line, services};
 
-/// A Nova checkout with the fixture service at `backend/auth-service`, and its remote.
-struct Job {
-    remote: Remote,
-    ws: Workspace,
-    repository: String,
-    greeting: String,
+/// A Nova checkout with a fixture service at `backend/auth-service`, and its remote.
+pub(super) struct Job {
+    pub(super) remote: Remote,
+    pub(super) ws: Workspace,
+    pub(super) repository: String,
+    /// The build args every run of this job gives, after `BASE`.
+    build_args: String,
 }
 
 impl Job {
-    fn new() -> Job {
+    /// The fixture service, its RUN step keyed to this job.
+    pub(super) fn new() -> Job {
+        Job::of("service", &format!("GREETING=job-{}\nWORK=1", unique()))
+    }
+
+    /// The cargo-chef-shaped fixture, its cook step keyed to this job.
+    pub(super) fn chef() -> Job {
+        Job::of("chef", &format!("NONCE=chef-{}\nWORK=1", unique()))
+    }
+
+    fn of(fixture: &str, build_args: &str) -> Job {
         let remote = Remote::file();
         let ws = Workspace::clone_of(&remote);
         copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/service"),
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(fixture),
             &ws.path.join("backend/auth-service"),
         );
         Job {
             remote,
             ws,
             repository: format!("da-test/job-{}", unique()),
-            greeting: format!("job-{}", unique()),
+            build_args: build_args.to_string(),
         }
     }
 
     /// The action for this job as a workflow would call it, with the generic-registry login.
-    fn action(&self, s: &Services, tag: &str) -> Action {
+    pub(super) fn action(&self, s: &Services, tag: &str) -> Action {
         Action::new(&self.ws.path)
             .input("service", "auth-service")
             .input("tag", tag)
@@ -53,19 +66,19 @@ impl Job {
             .input("dockerfile", "backend/auth-service/Dockerfile")
             .input(
                 "build-args",
-                &format!("BASE={}\nGREETING={}\nWORK=1", s.base_image, self.greeting),
+                &format!("BASE={}\n{}", s.base_image, self.build_args),
             )
             .input("labels", "com.example.team=nova")
     }
 
-    fn image(&self, s: &Services, tag: &str) -> ImageRef {
+    pub(super) fn image(&self, s: &Services, tag: &str) -> ImageRef {
         ImageRef::tagged(&s.registry, &self.repository, tag)
     }
 }
 
 /// Runs the action and checks what every run must hold: the password never reaches the output
 /// (except in the `::add-mask::` command that tells the runner to redact it).
-fn run(action: Action, s: &Services) -> Run {
+pub(super) fn run(action: Action, s: &Services) -> Run {
     let run = action.run();
     for text in [&run.stdout, &run.stderr, &run.summary] {
         let leaked = text
@@ -81,7 +94,7 @@ fn run(action: Action, s: &Services) -> Run {
     run
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(super) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -123,6 +136,7 @@ async fn tag_events(docker: &Docker, image: &str, since: &str) -> usize {
 #[test]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 fn the_action_builds_pushes_pins_the_digest_and_a_rerun_skips_the_build() {
+    let _daemon = crate::support::docker::shared_daemon();
     let s = services();
     let job = Job::new();
     let image = job.image(s, "t1");
@@ -234,6 +248,7 @@ fn the_action_builds_pushes_pins_the_digest_and_a_rerun_skips_the_build() {
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 fn cache_from_auto_reuses_the_deployed_images_run_layer_after_a_source_change_with_the_classic_builder()
  {
+    let _daemon = crate::support::docker::shared_daemon();
     let s = services();
     let job = Job::new();
     let classic = |tag: &str| job.action(s, tag).input("builder", "classic");
@@ -293,6 +308,7 @@ fn cache_from_auto_reuses_the_deployed_images_run_layer_after_a_source_change_wi
 #[test]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 fn dry_run_and_push_false_build_without_pushing_and_say_why_there_is_no_digest() {
+    let _daemon = crate::support::docker::shared_daemon();
     let s = services();
     let job = Job::new();
     for (input, value, why) in [
@@ -324,6 +340,7 @@ fn dry_run_and_push_false_build_without_pushing_and_say_why_there_is_no_digest()
 #[test]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 fn build_failures_are_one_error_line_naming_the_cause() {
+    let _daemon = crate::support::docker::shared_daemon();
     let s = services();
     let job = Job::new();
 
@@ -398,6 +415,7 @@ fn build_failures_are_one_error_line_naming_the_cause() {
 #[test]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 fn push_failures_are_clear_and_bounded() {
+    let _daemon = crate::support::docker::shared_daemon();
     let s = services();
     let job = Job::new();
 
@@ -497,6 +515,7 @@ fn an_unreachable_registry_is_one_error_with_its_cause_once_and_a_hint() {
 #[test]
 #[ignore = "needs dockerd; run by scripts/test.sh"]
 fn an_empty_dockerfile_is_one_error_with_the_daemons_message_once_with_either_builder() {
+    let _daemon = crate::support::docker::shared_daemon();
     let s = services();
     let job = Job::new();
     std::fs::write(job.ws.path.join("backend/auth-service/Dockerfile"), "").unwrap();

@@ -28,6 +28,7 @@ use crate::support::services;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_built_image_is_pushed_and_the_registry_serves_the_digest_we_report() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -90,6 +91,7 @@ async fn a_built_image_is_pushed_and_the_registry_serves_the_digest_we_report() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_target_stage_is_built_alone() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -120,6 +122,7 @@ async fn a_target_stage_is_built_alone() {
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_password_whose_standard_base64_has_plus_or_slash_pushes_only_through_the_url_safe_header()
  {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -171,6 +174,7 @@ async fn a_password_whose_standard_base64_has_plus_or_slash_pushes_only_through_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_wrong_password_fails_at_once_with_a_hint_and_no_retries() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -198,6 +202,7 @@ async fn a_wrong_password_fails_at_once_with_a_hint_and_no_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_from_image_in_the_private_registry_is_pulled_with_the_credentials() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     // The base image, pushed to the registry and known locally only by its id.
@@ -283,6 +288,7 @@ async fn a_from_image_in_the_private_registry_is_pulled_with_the_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_connection_dropped_by_the_registry_is_retried_and_the_push_succeeds() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -312,6 +318,7 @@ async fn a_connection_dropped_by_the_registry_is_retried_and_the_push_succeeds()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_registry_that_is_down_fails_clearly_after_bounded_retries() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -355,6 +362,7 @@ async fn a_registry_that_is_down_fails_clearly_after_bounded_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn the_registry_reports_an_existing_tag_with_the_pushed_digest_and_a_missing_one_as_none() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -401,6 +409,7 @@ async fn the_registry_reports_an_existing_tag_with_the_pushed_digest_and_a_missi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_rebuild_from_the_pushed_image_reuses_the_expensive_run_layer() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -463,6 +472,7 @@ async fn a_rebuild_from_the_pushed_image_reuses_the_expensive_run_layer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_new_created_label_keeps_every_step_cached() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -500,6 +510,7 @@ async fn a_new_created_label_keeps_every_step_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_cache_image_that_cannot_be_pulled_is_skipped() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -521,6 +532,7 @@ async fn a_cache_image_that_cannot_be_pulled_is_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_failing_run_step_is_named_and_leaves_no_container_behind() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();
@@ -574,6 +586,7 @@ async fn a_failing_run_step_is_named_and_leaves_no_container_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs dockerd+registry; run by scripts/test.sh"]
 async fn a_missing_dockerfile_names_the_path_looked_for() {
+    let _daemon = crate::support::docker::shared_daemon_async().await;
     let s = services();
     let docker = docker().await;
     let fx = fixture();

@@ -3,6 +3,7 @@
 //! binary as a workflow would.
 
 mod action;
+mod buildkit;
 mod library;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,11 @@ fn fixture() -> Fixture {
 /// The fixture's build for `image`; `greeting` keys the RUN step's cache, so a fresh value
 /// makes the step run, and reusing one lets it hit the cache.
 fn request(fx: &Fixture, s: &Services, image: &ImageRef, greeting: &str) -> BuildRequest {
+    request_in(&fx.dir, s, image, greeting)
+}
+
+/// [`request`] for a context directory of the test's own.
+fn request_in(dir: &Path, s: &Services, image: &ImageRef, greeting: &str) -> BuildRequest {
     let mut labels = vec![("com.example.team".to_string(), "nova".to_string())];
     labels.extend(build::oci_labels(
         Some("https://github.invalid/nova/monorepo"),
@@ -45,8 +51,8 @@ fn request(fx: &Fixture, s: &Services, image: &ImageRef, greeting: &str) -> Buil
         "2026-01-01T00:00:00Z",
     ));
     BuildRequest {
-        context: fx.dir.clone(),
-        dockerfile: fx.dir.join("Dockerfile"),
+        context: dir.to_path_buf(),
+        dockerfile: dir.join("Dockerfile"),
         image: image.clone(),
         build_args: vec![
             ("BASE".into(), s.base_image.clone()),

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::io::Read;
 
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
 use bollard::Docker;
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, ListImagesOptions,
@@ -14,18 +16,90 @@ use deploy_action::docker::client;
 use deploy_action::registry::ImageRef;
 use futures_util::StreamExt;
 
-/// The daemon at `DOCKER_HOST`, version negotiated.
-pub(crate) async fn docker() -> Docker {
-    super::services();
-    let docker = client::connect().expect("DOCKER_HOST names a socket");
-    client::negotiate(&docker)
-        .await
-        .expect("the daemon answers");
-    docker
+/// Tests share one daemon. Emulating a fresh runner (images and build cache removed) must not
+/// pull the floor from under a build running at the same time, so a test that does takes the
+/// daemon for itself, and every other test that builds shares it.
+static DAEMON: RwLock<()> = RwLock::const_new(());
+
+/// For a test that builds or runs images: shared with other such tests.
+pub(crate) fn shared_daemon() -> RwLockReadGuard<'static, ()> {
+    DAEMON.blocking_read()
 }
 
-/// A file's content inside an image, read through a created (never started) container.
-pub(crate) async fn file_in_image(docker: &Docker, image: impl Display, path: &str) -> String {
+/// [`shared_daemon`] for an async test.
+pub(crate) async fn shared_daemon_async() -> RwLockReadGuard<'static, ()> {
+    DAEMON.read().await
+}
+
+/// For a test that emulates a fresh runner: no other build runs meanwhile.
+pub(crate) fn exclusive_daemon() -> RwLockWriteGuard<'static, ()> {
+    DAEMON.blocking_write()
+}
+
+/// A fresh runner, as far as `repositories` go: none of their images is on the daemon, no
+/// dangling image is, and the build cache is empty. Call with [`exclusive_daemon`] held.
+pub(crate) async fn fresh_runner(docker: &Docker, repositories: &[&ImageRef]) {
+    for r in repositories {
+        remove_repository(docker, r).await;
+    }
+    let dangling = HashMap::from([("dangling".to_string(), vec!["true".to_string()])]);
+    docker
+        .prune_images(Some(bollard::query_parameters::PruneImagesOptions {
+            filters: Some(dangling),
+        }))
+        .await
+        .unwrap();
+    docker
+        .prune_build(Some(bollard::query_parameters::PruneBuildOptions {
+            all: Some(true),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    for r in repositories {
+        assert!(
+            docker.inspect_image(&r.to_string()).await.is_err(),
+            "{r} is still on the daemon"
+        );
+    }
+}
+
+/// `docker save` of `image`: every layer and the config, as bytes.
+pub(crate) async fn saved(docker: &Docker, image: impl Display) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stream = docker.export_image(&image.to_string());
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+/// The entries under `path` in `image` (names relative to `path`'s parent, mode), read
+/// through a created (never started) container.
+pub(crate) async fn entries_in_image(
+    docker: &Docker,
+    image: impl Display,
+    path: &str,
+) -> Vec<(String, u32)> {
+    let tar = download(docker, image, path).await;
+    let mut archive = tar::Archive::new(tar.as_slice());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string();
+            (name, e.header().mode().unwrap() & 0o7777)
+        })
+        .collect()
+}
+
+async fn download(docker: &Docker, image: impl Display, path: &str) -> Vec<u8> {
     let body = bollard::models::ContainerCreateBody {
         image: Some(image.to_string()),
         ..Default::default()
@@ -55,6 +129,22 @@ pub(crate) async fn file_in_image(docker: &Docker, image: impl Display, path: &s
         )
         .await
         .unwrap();
+    tar
+}
+
+/// The daemon at `DOCKER_HOST`, version negotiated.
+pub(crate) async fn docker() -> Docker {
+    super::services();
+    let docker = client::connect().expect("DOCKER_HOST names a socket");
+    client::negotiate(&docker)
+        .await
+        .expect("the daemon answers");
+    docker
+}
+
+/// A file's content inside an image, read through a created (never started) container.
+pub(crate) async fn file_in_image(docker: &Docker, image: impl Display, path: &str) -> String {
+    let tar = download(docker, image, path).await;
     let mut archive = tar::Archive::new(tar.as_slice());
     let mut entry = archive
         .entries()
