@@ -12,9 +12,14 @@
 #   ctx    a generated 20k-file / 300 MB context with `COPY . /ctx`: ours vs `docker build`
 #          (classic builder), each from a cold cache, best of DA_BENCH_ROUNDS; the COPY
 #          layer's content hash must be the same for both
-#   rss    peak RSS of our process sending a 1 GB context (/usr/bin/time -v)
+#   rss    peak RSS of our process sending a 1 GB context (/usr/bin/time -v), with BuildKit
+#          (the context through the session) and with the classic builder (the tar)
+#   chef   the cargo-chef-shaped fixture, cold and on a fresh runner, ours (BuildKit and
+#          classic, stage cache images) beside the docker CLI (scripts/lib/bench-chef.sh)
 #
-# Env: DA_BENCH_BIN, DA_BENCH_CASES (default "cache ctx rss"), DA_BENCH_WORK (RUN rounds of
+# cache and ctx measure the classic path (BUILDER=classic) against the CLI's classic builder.
+#
+# Env: DA_BENCH_BIN, DA_BENCH_CASES (default "chef rss cache ctx"), DA_BENCH_WORK (RUN rounds of
 #      hashing 16 MiB, default 40: 10-20 s cold), DA_BENCH_ROUNDS (ctx, default 2),
 #      DA_BENCH_KEEP=1.
 # Uses the running services if `scripts/services.sh status` says they are up; otherwise
@@ -106,7 +111,7 @@ bench_build() {
     trap 'exit 130' INT TERM
     bb_services
 
-    local cases=${DA_BENCH_CASES:-cache ctx rss} c
+    local cases=${DA_BENCH_CASES:-chef rss cache ctx} c
     BB_REPO=da-bench/build-$$-$RANDOM
     BB_OUT=$BB_WORK/out
     BB_ROWS=()
@@ -114,13 +119,16 @@ bench_build() {
     da_log "build: dockerd $(docker version --format '{{.Server.Version}}'), registry $DA_REGISTRY, cases: $cases"
     for c in $cases; do
         case $c in
-        cache | ctx | rss) "bb_case_$c" ;;
-        *) da_die "unknown case $c (cache, ctx, rss)" ;;
+        chef | cache | ctx | rss) "bb_case_$c" ;;
+        *) da_die "unknown case $c (chef, cache, ctx, rss)" ;;
         esac
     done
     printf '\n%-52s %9s  %s\n' case seconds ratio
     printf '%s\n' "${BB_ROWS[@]}"
 }
+
+# shellcheck source=scripts/lib/bench-chef.sh
+source "$ROOT/scripts/lib/bench-chef.sh"
 
 # bb_row LABEL VALUE [NOTE]: one line of the closing table.
 bb_row() { BB_ROWS+=("$(printf '%-52s %9s  %s' "$1" "$2" "${3:-}")"); }
@@ -134,15 +142,15 @@ bb_case_cache() {
     local fixture=(CONTEXT=backend/auth-service DOCKERFILE=backend/auth-service/Dockerfile
         "BUILD-ARGS=BASE=$DA_BASE_IMAGE"$'\n'"GREETING=$greeting"$'\n'"WORK=$work")
     da_log "cold: build and push from scratch"
-    bb_run "$o/cold" "$ws" c1 "${fixture[@]}" CACHE-FROM=none SKIP-EXISTING=false
+    bb_run "$o/cold" "$ws" c1 "${fixture[@]}" CACHE-FROM=none SKIP-EXISTING=false BUILDER=classic
     [[ $(bb_output "$o/cold" built) == true ]] || da_die "cold run did not build"
     bb_rmi "$DA_REGISTRY/$BB_REPO:c1"
     echo "changed for the warm run $RANDOM" >"$ws/backend/auth-service/src/main.txt"
     da_log "warm: image removed locally, one source file changed, cache-from the pushed image"
-    bb_run "$o/warm" "$ws" w1 "${fixture[@]}" "CACHE-FROM=$DA_REGISTRY/$BB_REPO:c1" SKIP-EXISTING=false
+    bb_run "$o/warm" "$ws" w1 "${fixture[@]}" "CACHE-FROM=$DA_REGISTRY/$BB_REPO:c1" SKIP-EXISTING=false BUILDER=classic
     grep -q -- '---> Using cache' "$o/warm.log" || da_die "warm run used no cache; see $o/warm.log"
     da_log "skip: the warm tag again, skip-existing: true"
-    bb_run "$o/skip" "$ws" w1 "${fixture[@]}" "CACHE-FROM=$DA_REGISTRY/$BB_REPO:c1" SKIP-EXISTING=true
+    bb_run "$o/skip" "$ws" w1 "${fixture[@]}" "CACHE-FROM=$DA_REGISTRY/$BB_REPO:c1" SKIP-EXISTING=true BUILDER=classic
     [[ $(bb_output "$o/skip" built) == false ]] || da_die "the re-run built"
     [[ $(bb_output "$o/skip" digest) == "$(bb_output "$o/warm" digest)" ]] || da_die "the re-run reported another digest"
     bb_rmi "$DA_REGISTRY/$BB_REPO:w1"
@@ -199,7 +207,7 @@ bb_case_ctx() {
         bb_rmi "da-bench-cli-$$:1"
         [[ -z $best_cli ]] || awk -v a="$t" -v b="$best_cli" 'BEGIN { exit !(a < b) }' && best_cli=$t
         da_log "ctx round $i/$rounds: ours"
-        bb_run "$o/ctx$i" "$ctx" "ctx$i" PUSH=false SKIP-EXISTING=false CACHE-FROM=none
+        bb_run "$o/ctx$i" "$ctx" "ctx$i" PUSH=false SKIP-EXISTING=false CACHE-FROM=none BUILDER=classic
         t=$(<"$o/ctx$i.time")
         hash_ours=$(bb_copy_hash "$DA_REGISTRY/$BB_REPO:ctx$i")
         bb_rmi "$DA_REGISTRY/$BB_REPO:ctx$i"
@@ -212,20 +220,27 @@ bb_case_ctx() {
     bb_row "COPY layer content hash, ours = CLI" "" "$([[ -n $hash_ours && $hash_ours == "$hash_cli" ]] && echo "equal ($hash_ours)" || echo "DIFFERENT: ours $hash_ours cli $hash_cli")"
 }
 
-# Peak RSS of our process sending a 1 GB context.
+# Peak RSS of our process sending a 1 GB context, and the docker CLI's.
 bb_case_rss() {
     local o=$BB_OUT
-    local big=$BB_WORK/big rss_kb rss_cli_kb
+    local big=$BB_WORK/big rss_kb rss_cli_kb rss_bk_kb
     da_log "rss: generating a 1 GB context (64 x 16 MiB)"
     bb_context "$big" 64 16777216
     printf 'FROM %s\nLABEL bench=rss\n' "$DA_BASE_IMAGE" >"$big/Dockerfile"
-    BB_TIME=1 bb_run "$o/rss" "$big" rss PUSH=false SKIP-EXISTING=false CACHE-FROM=none
+    BB_TIME=1 bb_run "$o/rss" "$big" rss PUSH=false SKIP-EXISTING=false CACHE-FROM=none BUILDER=classic
     rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$o/rss.rusage")
     bb_rmi "$DA_REGISTRY/$BB_REPO:rss"
     /usr/bin/time -v -o "$o/rss-cli.rusage" env DOCKER_BUILDKIT=0 docker build -q -t "da-bench-cli-$$:rss" "$big" >/dev/null 2>&1
     rss_cli_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$o/rss-cli.rusage")
     bb_rmi "da-bench-cli-$$:rss"
+    # BuildKit asks for the context only when a step reads it: a bind mount of all of it, no
+    # layer written.
+    printf 'FROM %s\nRUN --mount=type=bind,target=/ctx du -s /ctx > /size\n' "$DA_BASE_IMAGE" >"$big/Dockerfile"
+    BB_TIME=1 bb_run "$o/rss-bk" "$big" rss-bk PUSH=false SKIP-EXISTING=false CACHE-FROM=none BUILDER=buildkit
+    rss_bk_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$o/rss-bk.rusage")
+    bb_rmi "$DA_REGISTRY/$BB_REPO:rss-bk"
     rm -rf "$big"
 
-    bb_row "1 GB context: peak RSS of ours (MB)" "$((rss_kb / 1024))" "target <= 64; docker CLI $((rss_cli_kb / 1024)) MB; ours took $(<"$o/rss.time") s"
+    bb_row "1 GB context, BuildKit (session): peak RSS of ours (MB)" "$((rss_bk_kb / 1024))" "target <= 64; took $(<"$o/rss-bk.time") s"
+    bb_row "1 GB context, classic (tar): peak RSS of ours (MB)" "$((rss_kb / 1024))" "target <= 64; docker CLI $((rss_cli_kb / 1024)) MB; ours took $(<"$o/rss.time") s"
 }

@@ -18,6 +18,8 @@ pub enum Failed {
     Denied,
     /// The registry has no such repository (ECR without `create-repository`).
     NoRepository,
+    /// The tag exists and the repository refuses to move it (ECR's IMMUTABLE tags).
+    ImmutableTag,
     /// The network or the registry hiccuped: push again.
     Transient,
     /// Anything else: report it as is.
@@ -28,7 +30,9 @@ pub enum Failed {
 pub fn classify(message: &str) -> Failed {
     let m = message.to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    if any(&[
+    if any(&["immutable", "cannot be overwritten"]) {
+        Failed::ImmutableTag
+    } else if any(&[
         "unauthorized",
         "denied",
         "authentication required",
@@ -116,6 +120,12 @@ async fn push_with_retries(
             }
             Failed::NoRepository => {
                 return Err(DockerError::PushNoRepository {
+                    image: image.to_string(),
+                    message,
+                });
+            }
+            Failed::ImmutableTag => {
+                return Err(DockerError::PushImmutableTag {
                     image: image.to_string(),
                     message,
                 });
@@ -284,6 +294,16 @@ mod tests {
                 "name unknown: The repository with name 'nova/x' does not exist in the registry with id '1'"
             ),
             Failed::NoRepository
+        );
+    }
+
+    #[test]
+    fn an_immutable_tag_has_its_own_class() {
+        assert_eq!(
+            classify(
+                "tag invalid: The image tag 'cache-builder' already exists in the 'nova/auth-service' repository and cannot be overwritten because the repository is immutable."
+            ),
+            Failed::ImmutableTag
         );
     }
 

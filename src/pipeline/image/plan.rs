@@ -44,13 +44,16 @@ impl Plan {
             (Some(d), CacheTo::Auto) => stage_images(d, build, reference),
             _ => Vec::new(),
         };
+        // The stage cache images are ours, so they are imported whatever else is named;
+        // `cache-from: none` alone builds from nothing.
+        let stages = stage_images.iter().map(|(_, image)| image.clone());
         let cache_from = match &build.cache_from {
             CacheFrom::Auto => deployed_image(inputs, runner)
                 .into_iter()
-                .chain(stage_images.iter().map(|(_, image)| image.clone()))
+                .chain(stages)
                 .collect(),
             CacheFrom::None => Vec::new(),
-            CacheFrom::Images(refs) => refs.clone(),
+            CacheFrom::Images(refs) => refs.iter().cloned().chain(stages).collect(),
         };
         Ok(Plan {
             builder,
