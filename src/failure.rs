@@ -57,6 +57,7 @@ fn hint_of(e: &(dyn StdError + 'static)) -> Option<String> {
             crate::kustomize::EditError,
             crate::kustomize::SpecErrors,
             crate::gitops::GitopsError,
+            crate::argocd::ArgoError,
             crate::pipeline::StageError,
         ]
     )

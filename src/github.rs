@@ -79,6 +79,15 @@ impl Runner {
         }
     }
 
+    /// A `::notice::`: something the user should know that is not a problem.
+    pub fn notice(&self, message: &str) {
+        if self.actions {
+            line_out(&format_command("notice", &[], message));
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "notice: {message}");
+        }
+    }
+
     pub fn warning(&self, message: &str) {
         if self.actions {
             line_out(&format_command("warning", &[], message));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::inputs::Inputs;
-use crate::pipeline::{Deployed, Image, Target};
+use crate::pipeline::{Deployed, Image, Target, Verified};
 
 /// Every step output, in the contract's order; `action.yml` declares exactly these (a test checks).
 pub const OUTPUTS: &[&str] = &[
@@ -17,6 +17,10 @@ pub const OUTPUTS: &[&str] = &[
     "attempts",
     "aws-account-id",
     "builder",
+    "sync-status",
+    "health-status",
+    "synced-revision",
+    "superseded",
 ];
 
 /// The job's results, written as step outputs and summarized.
@@ -40,6 +44,10 @@ pub struct Report {
     pub steps: (usize, usize),
     /// Stage cache images pushed.
     pub cache_images: Vec<String>,
+    /// Argo CD's last word: sync status, health status, synced revision.
+    pub rollout: Option<(String, String, Option<String>)>,
+    /// The newer image that replaced ours, when one did.
+    pub superseded_by: Option<String>,
     pub stages: Vec<(&'static str, Duration)>,
 }
 
@@ -49,6 +57,7 @@ impl Report {
         target: &Target,
         image: &Image,
         deployed: Option<&Deployed>,
+        verified: Option<&Verified>,
         stages: Vec<(&'static str, Duration)>,
     ) -> Report {
         Report {
@@ -65,6 +74,14 @@ impl Report {
             builder: image.builder.map(|b| b.name()),
             steps: (image.steps.cached(), image.steps.total()),
             cache_images: image.cache_images.iter().map(ToString::to_string).collect(),
+            rollout: verified.map(|v| {
+                (
+                    v.state.sync.clone(),
+                    v.state.health.clone(),
+                    v.state.revision.clone(),
+                )
+            }),
+            superseded_by: verified.and_then(|v| v.superseded_by.clone()),
             stages,
         }
     }
@@ -89,6 +106,11 @@ impl Report {
             out.push(("aws-account-id", id.clone()));
         }
         out.push(("builder", self.builder.unwrap_or_default().to_string()));
+        let (sync, health, revision) = self.rollout.clone().unwrap_or_default();
+        out.push(("sync-status", sync));
+        out.push(("health-status", health));
+        out.push(("synced-revision", revision.unwrap_or_default()));
+        out.push(("superseded", self.superseded_by.is_some().to_string()));
         out
     }
 
@@ -119,6 +141,17 @@ impl Report {
             "### deploy-action: {}\n\n| service | image | build | commit | attempts | seconds per stage |\n|---|---|---|---|---|---|\n| {} | `{}` | {} | {} | {} | {} |\n\n",
             self.service, self.service, image, build, commit, self.attempts, stages
         );
+        if let Some((sync, health, revision)) = &self.rollout {
+            let at = revision
+                .as_deref()
+                .map(|r| format!(" at `{}`", &r[..r.len().min(12)]))
+                .unwrap_or_default();
+            md.push_str(&format!("- Argo CD: {sync}{at}, {health}\n"));
+            if let Some(newer) = &self.superseded_by {
+                md.push_str(&format!("- superseded: a later commit deploys `{newer}`\n"));
+            }
+            md.push('\n');
+        }
         if !self.cache_images.is_empty() {
             let list: Vec<String> = self.cache_images.iter().map(|i| format!("`{i}`")).collect();
             md.push_str(&format!("- cache images pushed: {}\n\n", list.join(", ")));

@@ -19,6 +19,7 @@
 
 mod backoff;
 mod classify;
+mod history;
 mod transport;
 mod workspace;
 
@@ -30,6 +31,7 @@ use rand::Rng as _;
 
 use self::backoff::Backoff;
 use self::classify::{Fault, Refusal};
+pub use self::history::{History, Placement};
 use self::transport::{NetError, Pushed, Remote};
 pub use self::workspace::{workspace_branch, workspace_origin};
 use crate::failure::Hint;
@@ -64,6 +66,9 @@ pub struct Outcome {
     pub commit: Option<String>,
     /// Push attempts made.
     pub attempts: u32,
+    /// The branch tip the write-back ended on: our commit, or the tip that already had the
+    /// change. `None` in a dry run.
+    pub tip: Option<String>,
 }
 
 /// Reads a file at the fetched tip: repo-relative path → bytes, `None` if absent.
@@ -305,11 +310,12 @@ impl<'o> Attempts<'o> {
         &self.opts.branch
     }
 
-    fn outcome(&self, changed: bool, commit: Option<Oid>) -> Outcome {
+    fn outcome(&self, changed: bool, commit: Option<Oid>, tip: Option<Oid>) -> Outcome {
         Outcome {
             changed,
             commit: commit.map(|c| c.to_string()),
             attempts: self.pushes,
+            tip: tip.map(|t| t.to_string()),
         }
     }
 
@@ -405,7 +411,7 @@ impl<'o> Attempts<'o> {
                 self.branch(),
                 short(tip)
             );
-            return Ok(Step::Done(self.outcome(true, Some(tip))));
+            return Ok(Step::Done(self.outcome(true, Some(tip), Some(tip))));
         }
         // How many jobs landed since we last looked.
         if let Some(last) = self.last_tip {
@@ -424,7 +430,7 @@ impl<'o> Attempts<'o> {
                 self.branch(),
                 short(tip)
             );
-            return Ok(Step::Done(self.outcome(true, None)));
+            return Ok(Step::Done(self.outcome(true, None, None)));
         }
         if self.pushes >= self.opts.max_attempts {
             return Err(self.gave_up("the branch kept moving"));
@@ -488,10 +494,10 @@ impl<'o> Attempts<'o> {
                 short(tip),
                 short(*ours)
             );
-            return Ok(Step::Done(self.outcome(true, Some(*ours))));
+            return Ok(Step::Done(self.outcome(true, Some(*ours), Some(tip))));
         }
         println!("{} at {} is already up to date", self.branch(), short(tip));
-        Ok(Step::Done(self.outcome(false, None)))
+        Ok(Step::Done(self.outcome(false, None, Some(tip))))
     }
 
     /// Pushes `commit` with the lease on `tip`.
@@ -504,7 +510,7 @@ impl<'o> Attempts<'o> {
         match self.remote.push(&self.repo, commit, tip) {
             Ok(Pushed::Landed) => {
                 println!("attempt {n}: pushed {} to {branch}", short(commit));
-                Ok(Step::Done(self.outcome(true, Some(commit))))
+                Ok(Step::Done(self.outcome(true, Some(commit), Some(commit))))
             }
             Ok(Pushed::Doomed { now: Some(now) }) => {
                 println!(

@@ -85,6 +85,14 @@ impl Remote {
         }
     }
 
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn branch(&self) -> &str {
+        &self.branch
+    }
+
     /// Replaces every secret in `text` with `***`.
     pub(crate) fn scrub(&self, text: &str) -> String {
         self.secrets.iter().fold(text.to_string(), |acc, s| {
@@ -165,6 +173,22 @@ impl Remote {
     /// Fetches the branch tip (depth 1 where the transport allows) into the scratch repo.
     /// `Ok(None)` when the remote has no such branch.
     pub(crate) fn fetch(&self, repo: &Repository) -> Result<Option<Oid>, NetError> {
+        // Depth 1 at first; later fetches go deeper so the commits landed since our last look
+        // arrive too (the server still skips what we have), and we can count them.
+        let depth = if repo.refname_to_id(SEEN_REF).is_ok() {
+            SEEN_DEPTH
+        } else {
+            1
+        };
+        self.fetch_at_depth(repo, depth)
+    }
+
+    /// [`Remote::fetch`] with the history `depth` commits deep below the tip.
+    pub(crate) fn fetch_at_depth(
+        &self,
+        repo: &Repository,
+        depth: i32,
+    ) -> Result<Option<Oid>, NetError> {
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.branch);
         loop {
             // A stale tip must not survive a fetch that finds no branch.
@@ -183,14 +207,7 @@ impl Remote {
                     .update_fetchhead(false)
                     .custom_headers(&self.headers());
                 if self.shallow.get() {
-                    // Depth 1 at first; later fetches go deeper so the commits landed since our
-                    // last look arrive too (the server still skips what we have), and we can
-                    // count them.
-                    fo.depth(if repo.refname_to_id(SEEN_REF).is_ok() {
-                        SEEN_DEPTH
-                    } else {
-                        1
-                    });
+                    fo.depth(depth);
                 }
                 remote.fetch(&[refspec.as_str()], Some(&mut fo), None)
             };

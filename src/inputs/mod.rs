@@ -79,6 +79,12 @@ pub const INPUTS: &[(&str, &str)] = &[
     ),
     ("github-token", ""),
     ("max-attempts", "30"),
+    ("argocd-server", ""),
+    ("argocd-token", ""),
+    ("argocd-app", ""),
+    ("argocd-app-namespace", ""),
+    ("argocd-timeout", "600"),
+    ("argocd-insecure", "false"),
 ];
 
 /// The runner's name for an input's variable: `INPUT_` + upper-cased name, spaces as `_`, hyphens kept.
@@ -107,8 +113,22 @@ pub struct Inputs {
     /// `None` with `set-image: false`: a build-only job.
     pub set_image: Option<SetImage>,
     pub git: Git,
+    /// `None` without `argocd-server`: no verification.
+    pub verify: Option<Verify>,
     pub workspace: PathBuf,
     pub github: GithubEnv,
+}
+
+/// Argo CD verification: where the Application is and how long to wait for it.
+#[derive(Debug)]
+pub struct Verify {
+    /// `https://argocd.example.com`, no trailing `/`.
+    pub server: String,
+    pub token: Option<SecretString>,
+    pub app: String,
+    pub app_namespace: Option<String>,
+    pub timeout_seconds: u32,
+    pub insecure: bool,
 }
 
 #[derive(Debug)]
@@ -371,6 +391,9 @@ impl Inputs {
         }
         if let Some(b) = &self.build {
             s.extend(b.secrets.iter().map(|(_, v)| v));
+        }
+        if let Some(t) = self.verify.as_ref().and_then(|v| v.token.as_ref()) {
+            s.push(t);
         }
         s
     }

@@ -110,6 +110,7 @@ impl Inputs {
         let build = build(&mut p, raw, &target.repository);
         let set_image = set_image(&mut p, raw, &target.repository);
         let git = git(&mut p, raw);
+        let verify = verify(&mut p, raw);
         if build.is_none() && set_image.is_none() {
             p.add(
                 "build",
@@ -136,6 +137,7 @@ impl Inputs {
             build,
             set_image,
             git,
+            verify,
             workspace,
             github,
         })
@@ -443,6 +445,51 @@ fn cache_from(p: &mut Problems, raw: &Raw) -> CacheFrom {
             CacheFrom::Images(refs)
         }
     }
+}
+
+/// `None` without `argocd-server`; the other Argo CD inputs are checked either way.
+fn verify(p: &mut Problems, raw: &Raw) -> Option<Verify> {
+    let server = raw
+        .get("argocd-server")
+        .map(|s| s.trim_end_matches('/').to_string());
+    if let Some(s) = &server {
+        match reqwest::Url::parse(s) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+            _ => p.add(
+                "argocd-server",
+                format!("{s:?} is not an http(s) URL like https://argocd.example.com"),
+            ),
+        }
+    }
+    let app = raw.get("argocd-app").map(str::to_string);
+    match (&server, &app) {
+        (Some(_), None) => p.add("argocd-app", "is required when argocd-server is set"),
+        (_, Some(a)) if !is_dns_label(a) && !a.contains('_') => p.add(
+            "argocd-app",
+            format!("{a:?} is not an application name: lowercase letters, digits and '-'"),
+        ),
+        _ => {}
+    }
+    let app_namespace = raw.get("argocd-app-namespace").map(str::to_string);
+    if let Some(ns) = &app_namespace
+        && !is_dns_label(ns)
+    {
+        p.add(
+            "argocd-app-namespace",
+            format!("{ns:?} is not a namespace name: lowercase letters, digits and '-'"),
+        );
+    }
+    let timeout_seconds = p.number(raw, "argocd-timeout", 1..=21_600);
+    let insecure = p.boolean(raw, "argocd-insecure");
+    let token = raw.secret("argocd-token");
+    Some(Verify {
+        server: server?,
+        token,
+        app: app.unwrap_or_default(),
+        app_namespace,
+        timeout_seconds,
+        insecure,
+    })
 }
 
 /// `None` with `set-image: false`; every set-image input is checked either way.
@@ -808,6 +855,37 @@ mod tests {
             ["secrets", "secrets", "secret-files", "secret-files"]
         );
         assert!(text.contains("the id \"tok\" is given twice"), "{text}");
+    }
+
+    #[test]
+    fn argo_cd_verification_needs_a_server_and_an_app() {
+        assert!(parse(base()).unwrap().verify.is_none());
+        let v = parse(
+            base()
+                .with("argocd-server", "https://argocd.example.com/")
+                .with("argocd-app", "nova-staging")
+                .with("argocd-token", "tok"),
+        )
+        .unwrap()
+        .verify
+        .unwrap();
+        assert_eq!(
+            (
+                v.server.as_str(),
+                v.app.as_str(),
+                v.timeout_seconds,
+                v.insecure
+            ),
+            ("https://argocd.example.com", "nova-staging", 600, false)
+        );
+        let err = parse(
+            base()
+                .with("argocd-server", "argocd.example.com")
+                .with("argocd-timeout", "0"),
+        )
+        .unwrap_err();
+        let names: Vec<&str> = err.0.iter().map(|e| e.input.as_str()).collect();
+        assert_eq!(names, ["argocd-server", "argocd-app", "argocd-timeout"]);
     }
 
     #[test]

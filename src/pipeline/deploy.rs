@@ -10,7 +10,7 @@ use super::StageError;
 use super::image::Image;
 use crate::gitops::{self, WriteBack};
 use crate::inputs::{self, GithubEnv, Inputs, SetImage};
-use crate::kustomize::{self, Field, ImageSpec};
+use crate::kustomize::{self, Field, ImageEntry, ImageSpec};
 
 /// Bounds the write-back loop as a whole, whatever `max-attempts` allows.
 const WRITE_BACK_DEADLINE: Duration = Duration::from_secs(600);
@@ -24,6 +24,20 @@ pub(crate) struct Deployed {
     pub commit: Option<String>,
     /// Push attempts made.
     pub attempts: u32,
+    /// The branch tip the write-back ended on (ours, or one already up to date); `None`
+    /// without a write-back.
+    pub tip: Option<String>,
+    /// Where the write-back went.
+    pub remote: Option<Pushed>,
+    /// The image entry this job sets, as the overlay has it after the edit.
+    pub entry: ImageEntry,
+}
+
+/// The remote and branch written back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    pub url: String,
+    pub branch: String,
 }
 
 pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Result<Deployed> {
@@ -37,6 +51,12 @@ pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Resul
             .filter(|_| set.pin_digest)
             .map_or(Field::Absent, Field::Set),
     };
+    let entry = ImageEntry {
+        name: spec.name.clone(),
+        new_name: spec.new_name.resolve(None),
+        new_tag: spec.new_tag.resolve(None),
+        digest: spec.digest.resolve(None),
+    };
     if !inputs.git.push {
         let path = inputs.workspace.join(&set.kustomization);
         let changed = kustomize::set_image_in_dir(&path, std::slice::from_ref(&spec))?;
@@ -44,6 +64,9 @@ pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Resul
             changed,
             commit: None,
             attempts: 0,
+            tip: None,
+            remote: None,
+            entry,
         });
     }
     let opts = write_back_options(inputs, image)?;
@@ -54,6 +77,12 @@ pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Resul
         changed: outcome.changed,
         commit: outcome.commit,
         attempts: outcome.attempts,
+        tip: outcome.tip,
+        remote: Some(Pushed {
+            url: opts.remote_url.clone(),
+            branch: opts.branch.clone(),
+        }),
+        entry,
     })
 }
 

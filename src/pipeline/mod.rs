@@ -3,12 +3,14 @@
 //! 1. [`target`]: where the image goes and the credentials for it ([`Target`]);
 //! 2. [`image`]: the image built and pushed, found in the registry, or promoted ([`Image`]);
 //! 3. [`deploy`]: the image set in the overlay and written back to the branch ([`Deployed`]);
+//! 4. [`verify`]: the rollout, as Argo CD reports it ([`Verified`]);
 //!
 //! and the [`Report`] is assembled from them at the end.
 
 mod deploy;
 mod image;
 mod target;
+mod verify;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use secrecy::ExposeSecret;
 pub(crate) use self::deploy::Deployed;
 pub(crate) use self::image::Image;
 pub(crate) use self::target::Target;
+pub(crate) use self::verify::Verified;
 use crate::failure::Hint;
 use crate::github::Runner;
 use crate::inputs::Inputs;
@@ -46,11 +49,19 @@ pub async fn run(inputs: &Inputs, runner: &Runner) -> Result<Report> {
         Some(set) => Some(job.blocking("set-image", || deploy::set_image(inputs, set, &image))?),
         None => None,
     };
+    let verified = match (&inputs.verify, &inputs.set_image, &deployed) {
+        (Some(v), Some(set), Some(d)) if verify::applies(inputs, Some(d)) => Some(
+            job.stage("verify", verify::verify(inputs, v, set, &image, d, runner))
+                .await?,
+        ),
+        _ => None,
+    };
     Ok(Report::new(
         inputs,
         &target,
         &image,
         deployed.as_ref(),
+        verified.as_ref(),
         job.stages,
     ))
 }

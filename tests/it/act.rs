@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use yaml_rust2::{Yaml, YamlLoader};
 
+use crate::support::argocd::{ArgoStandIn, Script};
 use crate::support::services::reuse_act_image;
 use crate::support::{OVERLAY, SERVICES, git, services};
 
@@ -526,8 +527,10 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
 
     create_ecr_repositories(&s.moto_url);
 
-    // 3. act, offline: a local platform image, no pulls, the action from this checkout.
+    // 3. act, offline: a local platform image, no pulls, the action from this checkout; the
+    // jobs verify against the Argo CD stand-in watching the remote.
     let oidc = OidcStub::start();
+    let argo = ArgoStandIn::start(Script::new(&remote_dir, OVERLAY));
     let log_path = target_tmp().join("act-e2e.log");
     let t_act = Instant::now();
     let out = Command::new(&act)
@@ -549,6 +552,9 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
             &format!("nova/deploy-action@v1={}", root().display()),
         ])
         .args(["--var", &format!("AWS_DEPLOY_ROLE_ARN={ROLE_ARN}")])
+        .args(["--var", &format!("ARGOCD_SERVER={}", argo.url)])
+        .args(["--var", "ARGOCD_APP=nova-staging"])
+        .args(["--secret", &format!("ARGOCD_TOKEN={}", argo.token)])
         .args([
             "--env",
             &format!("ACTIONS_ID_TOKEN_REQUEST_URL={}", oidc.url),
@@ -574,6 +580,7 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
     let mut results: BTreeMap<String, String> = BTreeMap::new();
     let mut outputs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut rollout: BTreeMap<String, String> = BTreeMap::new();
+    let mut argocd: BTreeMap<String, String> = BTreeMap::new();
     for e in &events {
         let Some(svc) = e.service() else { continue };
         if let Some(r) = &e.job_result {
@@ -587,6 +594,9 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
         }
         if e.raw_output && e.msg.starts_with("rollout ") {
             rollout.insert(svc.to_string(), e.msg.trim().to_string());
+        }
+        if e.raw_output && e.msg.starts_with("argocd ") && e.msg.contains(" sync=") {
+            argocd.insert(svc.to_string(), e.msg.trim().to_string());
         }
     }
     let failed_lines = || -> String {
@@ -664,7 +674,30 @@ fn the_example_workflow_deploys_all_eight_services_under_act() {
             ),
             "{svc}: the later step's line"
         );
+        // Verified: Argo CD synced our commit or a later one, Healthy.
+        assert_eq!(
+            argocd.get(svc).map(String::as_str),
+            Some(
+                format!(
+                    "argocd {svc} sync=Synced health=Healthy revision={}",
+                    o["synced-revision"]
+                )
+                .as_str()
+            ),
+            "{svc}: the verification outputs"
+        );
     }
+    assert!(argo.requests() >= 8, "every job asked Argo CD");
+    // act records each `::add-mask::` command's raw line; everything it shows is masked.
+    let mask = format!("\"raw\":\"::add-mask::{}", argo.token);
+    let shown: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&argo.token) && !l.contains(&mask))
+        .collect();
+    assert!(
+        shown.is_empty(),
+        "the Argo CD token shows in act's log: {shown:#?}"
+    );
 
     // The remote's overlay sets all 8 new tags: one commit each, comments kept, and kustomize
     // renders exactly the images the jobs pushed.

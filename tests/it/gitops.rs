@@ -68,7 +68,8 @@ fn write_back_commits_on_the_fetched_tip_as_the_bot_and_pushes_it() {
         Outcome {
             changed: true,
             commit: Some(remote.head()),
-            attempts: 1
+            attempts: 1,
+            tip: Some(remote.head()),
         }
     );
     assert_eq!(
@@ -105,7 +106,8 @@ fn an_up_to_date_tip_is_left_alone() {
         Outcome {
             changed: false,
             commit: None,
-            attempts: 0
+            attempts: 0,
+            tip: Some(before.clone()),
         }
     );
 
@@ -122,7 +124,8 @@ fn an_up_to_date_tip_is_left_alone() {
         Outcome {
             changed: false,
             commit: None,
-            attempts: 0
+            attempts: 0,
+            tip: Some(before.clone()),
         }
     );
     assert_eq!(remote.head(), before);
@@ -144,7 +147,8 @@ fn a_dry_run_builds_the_commit_but_pushes_nothing() {
         Outcome {
             changed: true,
             commit: None,
-            attempts: 0
+            attempts: 0,
+            tip: None,
         }
     );
     assert_eq!(remote.head(), before);

@@ -10,3 +10,4 @@ mod cli;
 mod context;
 mod gitops;
 mod kustomize;
+mod verify;

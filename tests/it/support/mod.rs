@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub(crate) mod argocd;
 pub(crate) mod docker;
 pub(crate) mod oidc;
 pub(crate) mod registry;
