@@ -81,7 +81,17 @@ impl Report {
                     v.state.revision.clone(),
                 )
             }),
-            superseded_by: verified.and_then(|v| v.superseded_by.clone()),
+            superseded_by: deployed
+                .and_then(|d| d.superseded.as_ref())
+                .map(|s| {
+                    format!(
+                        "{}:{} (commit {})",
+                        image.reference.name(),
+                        s.tag,
+                        &s.commit[..s.commit.len().min(12)]
+                    )
+                })
+                .or_else(|| verified.and_then(|v| v.superseded_by.clone())),
             stages,
         }
     }
@@ -128,6 +138,7 @@ impl Report {
         }
         let commit = match (&self.commit, self.changed) {
             (Some(c), _) => format!("`{}`", &c[..c.len().min(12)]),
+            (None, false) if self.superseded_by.is_some() => "superseded".into(),
             (None, false) => "up to date".into(),
             (None, true) => "not pushed".into(),
         };
@@ -147,9 +158,11 @@ impl Report {
                 .map(|r| format!(" at `{}`", &r[..r.len().min(12)]))
                 .unwrap_or_default();
             md.push_str(&format!("- Argo CD: {sync}{at}, {health}\n"));
-            if let Some(newer) = &self.superseded_by {
-                md.push_str(&format!("- superseded: a later commit deploys `{newer}`\n"));
-            }
+        }
+        if let Some(newer) = &self.superseded_by {
+            md.push_str(&format!("- superseded: a later commit deploys `{newer}`\n"));
+        }
+        if self.rollout.is_some() || self.superseded_by.is_some() {
             md.push('\n');
         }
         if !self.cache_images.is_empty() {

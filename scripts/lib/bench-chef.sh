@@ -11,7 +11,7 @@
 #                   final image, --cache-from it
 #
 # Each prints the median cold and rebuild seconds and rebuild/cold. Sourced by bench-build.sh.
-# Env: DA_BENCH_CHEF_WORK (cook rounds of hashing 16 MiB, default 24), DA_BENCH_CHEF_METHODS.
+# Env: DA_BENCH_CHEF_WORK (cook rounds of hashing 16 MiB, default 60), DA_BENCH_CHEF_METHODS.
 
 CHEF_CLI_BK=/usr/bin/docker
 
@@ -63,7 +63,7 @@ chef_median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1)
 bb_case_chef() {
     local rounds=${DA_BENCH_ROUNDS:-3} o=$BB_OUT/chef r m ws repo
     local methods=${DA_BENCH_CHEF_METHODS:-ours-buildkit ours-classic cli-classic cli-buildkit}
-    CHEF_WORK=${DA_BENCH_CHEF_WORK:-24}
+    CHEF_WORK=${DA_BENCH_CHEF_WORK:-60}
     mkdir -p "$o"
     export DOCKER_CONFIG=$BB_WORK/docker-config
     docker login -u "$DA_REGISTRY_USER" --password-stdin "$DA_REGISTRY" <<<"$DA_REGISTRY_PASSWORD" >/dev/null 2>&1 ||
@@ -93,8 +93,8 @@ bb_case_chef() {
     unset DOCKER_CONFIG
     local cold warm
     for m in $methods; do
-        cold=$(cat "$o/$m"-*-cold.time | chef_median)
-        warm=$(cat "$o/$m"-*-warm.time | chef_median)
+        cold=$(awk 1 "$o/$m"-*-cold.time | chef_median)
+        warm=$(awk 1 "$o/$m"-*-warm.time | chef_median)
         bb_row "chef $m: cold (median of $rounds)" "$cold"
         bb_row "chef $m: fresh runner, one file changed" "$warm" "rebuild/cold $(bb_ratio "$warm" "$cold")"
     done

@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use git2::{Oid, Repository};
+use git2::Oid;
 
+use super::scratch::Scratch;
 use super::transport::Remote;
 use super::{GitopsError, Op};
 
@@ -26,8 +27,7 @@ pub enum Placement {
 
 /// The branch as one remote has it.
 pub struct History {
-    _scratch: tempfile::TempDir,
-    repo: Repository,
+    scratch: Scratch,
     remote: Remote,
     ours: Oid,
     placed: HashMap<Oid, Placement>,
@@ -43,26 +43,24 @@ impl std::fmt::Debug for History {
 
 impl History {
     /// The history of `branch` at `url`, measured against our commit `ours`.
+    /// It borrows the checkout's objects at `workspace`, as the write-back does, so fetches
+    /// bring only the commits since the checkout.
     pub fn open(
         url: &str,
         branch: &str,
         token: Option<&secrecy::SecretString>,
         ours: &str,
+        workspace: Option<&Path>,
     ) -> Result<History, GitopsError> {
         super::init_libgit2();
-        let scratch = tempfile::Builder::new()
-            .prefix("deploy-action-history-")
-            .tempdir()
-            .map_err(GitopsError::CreateScratch)?;
-        let repo = Repository::init_bare(scratch.path()).map_err(GitopsError::InitScratch)?;
+        let scratch = Scratch::new("deploy-action-history-", workspace)?;
         let ours = Oid::from_str(ours).map_err(|e| GitopsError::ReadTip {
             branch: branch.to_string(),
             tip: ours.to_string(),
             cause: e,
         })?;
         Ok(History {
-            _scratch: scratch,
-            repo,
+            scratch,
             remote: Remote::new(url, branch, token),
             ours,
             placed: HashMap::new(),
@@ -87,6 +85,7 @@ impl History {
             // Not on the branch within reach (yet): Argo CD is somewhere else.
             return Ok(Placement::Earlier);
         } else if self
+            .scratch
             .repo
             .graph_descendant_of(rev, self.ours)
             .unwrap_or(false)
@@ -102,6 +101,7 @@ impl History {
     /// A file at `revision`, repo-relative; `None` if absent or the commit is unknown.
     pub fn read(&self, revision: &str, path: &str) -> Option<Vec<u8>> {
         let tree = self
+            .scratch
             .repo
             .find_commit(Oid::from_str(revision).ok()?)
             .ok()?
@@ -110,7 +110,8 @@ impl History {
         let entry = tree
             .get_path(Path::new(path.trim_start_matches("./")))
             .ok()?;
-        self.repo
+        self.scratch
+            .repo
             .find_blob(entry.id())
             .ok()
             .map(|b| b.content().to_vec())
@@ -122,19 +123,13 @@ impl History {
     }
 
     fn has(&self, oid: Oid) -> bool {
-        self.repo.find_commit(oid).is_ok()
+        self.scratch.repo.find_commit(oid).is_ok()
     }
 
     fn fetch(&mut self) -> Result<(), GitopsError> {
         self.remote
-            .fetch_at_depth(&self.repo, DEPTH)
+            .fetch_at_depth(&self.scratch.repo, DEPTH)
             .map(|_| ())
-            .map_err(|e| GitopsError::Transfer {
-                op: Op::Fetch,
-                url: super::transport::redact_url_credentials(self.remote.url()),
-                branch: self.remote.branch().to_string(),
-                remote: e.remote,
-                cause: e.source,
-            })
+            .map_err(|e| e.into_gitops(Op::Fetch, &self.remote))
     }
 }

@@ -17,9 +17,11 @@
 //! The token (HTTPS basic auth as `x-access-token`) travels in an `Authorization` header and is
 //! scrubbed from every message; a server that still asks for credentials gets no second try.
 
+mod ancestry;
 mod backoff;
 mod classify;
 mod history;
+mod scratch;
 mod transport;
 mod workspace;
 
@@ -29,9 +31,12 @@ use std::time::{Duration, Instant};
 use git2::{FileMode, Oid, Repository, Signature};
 use rand::Rng as _;
 
+use self::ancestry::Lineage;
+pub use self::ancestry::{Ancestry, GUARD_DEPTH, Standing};
 use self::backoff::Backoff;
 use self::classify::{Fault, Refusal};
 pub use self::history::{History, Placement};
+use self::scratch::Scratch;
 use self::transport::{NetError, Pushed, Remote};
 pub use self::workspace::{workspace_branch, workspace_origin};
 use crate::failure::Hint;
@@ -55,6 +60,12 @@ pub struct WriteBack {
     pub deadline: Duration,
     /// Everything but the push.
     pub dry_run: bool,
+    /// The checkout whose objects the write-back borrows, when there is one.
+    pub workspace: Option<PathBuf>,
+    /// How many jobs are likely to write to the branch at once (the overlay's image count in
+    /// a one-job-per-service matrix); 0 when unknown. The backoff starts from it once a race
+    /// is lost.
+    pub contenders: u32,
 }
 
 /// What the write-back did.
@@ -69,6 +80,30 @@ pub struct Outcome {
     /// The branch tip the write-back ended on: our commit, or the tip that already had the
     /// change. `None` in a dry run.
     pub tip: Option<String>,
+    /// Set when the guard found a newer deploy at the tip, so nothing was written.
+    pub superseded: Option<Superseded>,
+    pub stats: Stats,
+}
+
+/// A newer deploy the guard found at the tip: its commit and tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superseded {
+    pub commit: String,
+    pub tag: String,
+}
+
+/// What the loop met on its way, beyond the attempts it counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Attempts that lost the race: their push reached the server on the current tip, but
+    /// another push landed first.
+    pub lost: u32,
+    /// Pushes not sent, because the branch had moved since our fetch (seen in negotiation).
+    pub stale: u32,
+    /// Fetches and pushes retried after a connection failure.
+    pub connection_retries: u32,
+    /// Bytes all fetches received.
+    pub fetched_bytes: u64,
 }
 
 /// Reads a file at the fetched tip: repo-relative path → bytes, `None` if absent.
@@ -77,6 +112,11 @@ pub type TipReader<'a> = dyn Fn(&str) -> Option<Vec<u8>> + 'a;
 /// The pure re-apply step: the files to write (repo-relative path, new bytes), empty when the
 /// tip is already up to date, or an error that aborts the write-back at once.
 pub type Edit<'a> = dyn FnMut(&TipReader<'_>) -> anyhow::Result<Vec<(String, Vec<u8>)>> + 'a;
+
+/// The stale-write guard, asked at every tip before the edit: `Some` when the tip deploys a
+/// newer commit than ours, so writing would roll it back.
+pub type Guard<'a> =
+    dyn FnMut(&TipReader<'_>, &mut dyn Ancestry) -> anyhow::Result<Option<Superseded>> + 'a;
 
 /// Which network operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,17 +281,37 @@ fn init_libgit2() {
     });
 }
 
-/// Runs the write-back loop. See the module docs.
+/// Runs the write-back loop without a guard. See the module docs.
 pub fn write_back(opts: &WriteBack, edit: &mut Edit<'_>) -> Result<Outcome, GitopsError> {
+    write_back_guarded(
+        opts,
+        &mut |_: &TipReader<'_>, _: &mut dyn Ancestry| Ok(None),
+        edit,
+    )
+}
+
+/// Runs the write-back loop, asking `guard` at every tip before the edit.
+pub fn write_back_guarded(
+    opts: &WriteBack,
+    guard: &mut Guard<'_>,
+    edit: &mut Edit<'_>,
+) -> Result<Outcome, GitopsError> {
     init_libgit2();
     let mut attempts = Attempts::start(opts)?;
-    loop {
-        match attempts.next(edit)? {
-            Step::Done(outcome) => return Ok(outcome),
-            Step::Again => {}
-            Step::Wait(wait, on_deadline) => attempts.pause(wait, on_deadline)?,
+    let outcome = loop {
+        match attempts.next(guard, edit) {
+            Ok(Step::Done(outcome)) => break Ok(outcome),
+            Ok(Step::Again) => {}
+            Ok(Step::Wait(wait, on_deadline)) => {
+                if let Err(e) = attempts.pause(wait, on_deadline) {
+                    break Err(e);
+                }
+            }
+            Err(e) => break Err(e),
         }
-    }
+    };
+    attempts.summarize(outcome.as_ref().ok());
+    outcome
 }
 
 /// What one pass through the loop decided.
@@ -267,15 +327,15 @@ enum Step {
 struct Attempts<'o> {
     opts: &'o WriteBack,
     started: Instant,
-    /// Held so the scratch repository lives as long as the loop.
-    _scratch: tempfile::TempDir,
-    repo: Repository,
+    scratch: Scratch,
     remote: Remote,
     /// The remote URL without credentials, for messages.
     url: String,
     backoff: Backoff,
-    /// Pushes that reached the remote.
+    /// Attempts: pushes that reached the remote on the current tip. A push negotiation shows
+    /// to be stale is not sent and not counted (it costs the server no pack and no hook).
     pushes: u32,
+    stats: Stats,
     /// Consecutive fetches or pushes that failed on the network.
     net_tries: u32,
     /// The tip we saw last.
@@ -286,20 +346,21 @@ struct Attempts<'o> {
 
 impl<'o> Attempts<'o> {
     fn start(opts: &'o WriteBack) -> Result<Attempts<'o>, GitopsError> {
-        let scratch = tempfile::Builder::new()
-            .prefix("deploy-action-")
-            .tempdir()
-            .map_err(GitopsError::CreateScratch)?;
-        let repo = Repository::init_bare(scratch.path()).map_err(GitopsError::InitScratch)?;
+        let scratch = Scratch::new("deploy-action-", opts.workspace.as_deref())?;
+        match (&scratch.borrowed, &scratch.not_borrowed) {
+            (Some(head), _) => println!("borrowing the checkout's objects at {}", short(*head)),
+            (None, Some(why)) => println!("fetching the tip's whole tree: {why}"),
+            (None, None) => {}
+        }
         Ok(Attempts {
             opts,
             started: Instant::now(),
-            _scratch: scratch,
-            repo,
+            scratch,
             remote: Remote::new(&opts.remote_url, &opts.branch, opts.token.as_ref()),
             url: transport::redact_url_credentials(&opts.remote_url),
-            backoff: Backoff::new(),
+            backoff: Backoff::new(opts.contenders),
             pushes: 0,
+            stats: Stats::default(),
             net_tries: 0,
             last_tip: None,
             unsure: Vec::new(),
@@ -316,7 +377,36 @@ impl<'o> Attempts<'o> {
             commit: commit.map(|c| c.to_string()),
             attempts: self.pushes,
             tip: tip.map(|t| t.to_string()),
+            superseded: None,
+            stats: Stats {
+                fetched_bytes: self.remote.fetched_bytes(),
+                ..self.stats.clone()
+            },
         }
+    }
+
+    /// One line with what the loop met, for the log (and the benchmarks that read it).
+    fn summarize(&self, outcome: Option<&Outcome>) {
+        let s = &self.stats;
+        println!(
+            "write-back: {} attempt(s), {} lost race(s), {} stale push(es) not sent, {} connection retr{}, {} fetched{}",
+            self.pushes,
+            s.lost,
+            s.stale,
+            s.connection_retries,
+            if s.connection_retries == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            human_bytes(self.remote.fetched_bytes()),
+            match outcome {
+                Some(o) if o.commit.is_some() => " (landed)",
+                Some(o) if o.superseded.is_some() => " (superseded)",
+                Some(_) => "",
+                None => " (failed)",
+            }
+        );
     }
 
     fn gave_up(&self, why: &'static str) -> GitopsError {
@@ -374,6 +464,7 @@ impl<'o> Attempts<'o> {
     /// A network failure: wait and retry while the policy allows, else the error.
     fn network_retry(&mut self, op: Op, e: NetError, what: String) -> Result<Step, GitopsError> {
         self.net_tries += 1;
+        self.stats.connection_retries += 1;
         let policy = Policy::GIT_NETWORK;
         if !policy.allows_after(self.net_tries) {
             return Err(self.net_failed(op, e));
@@ -387,12 +478,13 @@ impl<'o> Attempts<'o> {
         Ok(Step::Wait(wait, self.net_failed(op, e)))
     }
 
-    /// One pass: fetch the tip, re-apply the edit, and push the commit built on it.
-    fn next(&mut self, edit: &mut Edit<'_>) -> Result<Step, GitopsError> {
+    /// One pass: fetch the tip, ask the guard, re-apply the edit, and push the commit built on
+    /// it.
+    fn next(&mut self, guard: &mut Guard<'_>, edit: &mut Edit<'_>) -> Result<Step, GitopsError> {
         if self.started.elapsed() >= self.opts.deadline {
             return Err(self.gave_up("the deadline passed"));
         }
-        let tip = match self.remote.fetch(&self.repo) {
+        let tip = match self.remote.fetch(&self.scratch.repo) {
             Ok(Some(tip)) => tip,
             Ok(None) => return Err(self.branch_missing()),
             Err(e) if e.fault == Fault::Network => {
@@ -415,11 +507,28 @@ impl<'o> Attempts<'o> {
         }
         // How many jobs landed since we last looked.
         if let Some(last) = self.last_tip {
-            self.backoff.landed(count_between(&self.repo, last, tip));
+            self.backoff
+                .landed(count_between(&self.scratch.repo, last, tip));
         }
-        let _ = self.repo.reference(transport::SEEN_REF, tip, true, "");
+        let _ = self
+            .scratch
+            .repo
+            .reference(transport::SEEN_REF, tip, true, "");
         self.last_tip = Some(tip);
 
+        if let Some(newer) = self.guard_at(tip, guard)? {
+            println!(
+                "{} at {} deploys {} (commit {}), newer than ours: not writing",
+                self.branch(),
+                short(tip),
+                newer.tag,
+                &newer.commit[..newer.commit.len().min(12)]
+            );
+            return Ok(Step::Done(Outcome {
+                superseded: Some(newer),
+                ..self.outcome(false, None, Some(tip))
+            }));
+        }
         let Some(commit) = self.commit_edit(tip, edit)? else {
             return self.up_to_date(tip);
         };
@@ -438,25 +547,36 @@ impl<'o> Attempts<'o> {
         self.push(commit, tip)
     }
 
-    /// The edit re-applied on `tip`, committed in memory with `tip` as its parent; `None` when
-    /// it changes nothing there.
-    fn commit_edit(&self, tip: Oid, edit: &mut Edit<'_>) -> Result<Option<Oid>, GitopsError> {
-        let repo = &self.repo;
-        let read_tip = |e: git2::Error| GitopsError::ReadTip {
+    fn read_tip(&self, tip: Oid) -> impl Fn(git2::Error) -> GitopsError + '_ {
+        move |e| GitopsError::ReadTip {
             branch: self.branch().to_string(),
             tip: tip.to_string(),
             cause: e,
+        }
+    }
+
+    /// The guard's verdict at `tip`.
+    fn guard_at(&self, tip: Oid, guard: &mut Guard<'_>) -> Result<Option<Superseded>, GitopsError> {
+        let repo = &self.scratch.repo;
+        let tree = repo
+            .find_commit(tip)
+            .and_then(|c| c.tree())
+            .map_err(self.read_tip(tip))?;
+        let reader = |path: &str| read_file(repo, &tree, path);
+        let mut lineage = Lineage {
+            repo,
+            remote: &self.remote,
         };
-        let base = repo.find_commit(tip).map_err(read_tip)?;
-        let base_tree = base.tree().map_err(read_tip)?;
-        let reader = |path: &str| -> Option<Vec<u8>> {
-            let entry = base_tree
-                .get_path(Path::new(path.trim_start_matches("./")))
-                .ok()?;
-            repo.find_blob(entry.id())
-                .ok()
-                .map(|b| b.content().to_vec())
-        };
+        guard(&reader, &mut lineage).map_err(GitopsError::Edit)
+    }
+
+    /// The edit re-applied on `tip`, committed in memory with `tip` as its parent; `None` when
+    /// it changes nothing there.
+    fn commit_edit(&self, tip: Oid, edit: &mut Edit<'_>) -> Result<Option<Oid>, GitopsError> {
+        let repo = &self.scratch.repo;
+        let base = repo.find_commit(tip).map_err(self.read_tip(tip))?;
+        let base_tree = base.tree().map_err(self.read_tip(tip))?;
+        let reader = |path: &str| read_file(repo, &base_tree, path);
         let files = edit(&reader).map_err(GitopsError::Edit)?;
         let build = |e: git2::Error| GitopsError::BuildCommit {
             tip: tip.to_string(),
@@ -483,11 +603,12 @@ impl<'o> Attempts<'o> {
 
     /// Nothing to write at `tip`: done, unless a push that broke off landed and was built upon.
     fn up_to_date(&self, tip: Oid) -> Result<Step, GitopsError> {
-        if let Some(ours) = self
-            .unsure
-            .iter()
-            .find(|&&c| self.repo.graph_descendant_of(tip, c).unwrap_or(false))
-        {
+        if let Some(ours) = self.unsure.iter().find(|&&c| {
+            self.scratch
+                .repo
+                .graph_descendant_of(tip, c)
+                .unwrap_or(false)
+        }) {
             println!(
                 "{} at {} already has our earlier push {}",
                 self.branch(),
@@ -502,33 +623,38 @@ impl<'o> Attempts<'o> {
 
     /// Pushes `commit` with the lease on `tip`.
     fn push(&mut self, commit: Oid, tip: Oid) -> Result<Step, GitopsError> {
-        self.pushes += 1;
-        let n = self.pushes;
+        let n = self.pushes + 1;
         let branch = self.branch().to_string();
         let spent = n >= self.opts.max_attempts;
         let push_started = Instant::now();
-        match self.remote.push(&self.repo, commit, tip) {
+        let pushed = self.remote.push(&self.scratch.repo, commit, tip);
+        if matches!(
+            pushed,
+            Ok(Pushed::Landed | Pushed::Lost | Pushed::Refused { .. })
+        ) {
+            self.pushes = n;
+        }
+        match pushed {
             Ok(Pushed::Landed) => {
                 println!("attempt {n}: pushed {} to {branch}", short(commit));
                 Ok(Step::Done(self.outcome(true, Some(commit), Some(commit))))
             }
             Ok(Pushed::Doomed { now: Some(now) }) => {
+                self.stats.stale += 1;
                 println!(
-                    "attempt {n}: {branch} moved to {} before we pushed{}",
-                    short(now),
-                    if spent { "" } else { ", refetching" }
+                    "{branch} moved to {} since our fetch: not pushing on a stale tip, refetching",
+                    short(now)
                 );
-                if spent {
-                    return Err(self.gave_up("the branch kept moving"));
-                }
                 Ok(Step::Again)
             }
             Ok(Pushed::Doomed { now: None }) => Err(self.branch_missing()),
             Ok(Pushed::Lost) if spent => {
+                self.stats.lost += 1;
                 println!("attempt {n}: lost the race for {branch}");
                 Err(self.gave_up("the branch kept moving"))
             }
             Ok(Pushed::Lost) => {
+                self.stats.lost += 1;
                 self.backoff.pushed(push_started.elapsed());
                 let wait = self.backoff.lost(rand::rng().random());
                 println!(
@@ -558,6 +684,25 @@ impl<'o> Attempts<'o> {
                 Err(self.net_failed(Op::Push, e))
             }
         }
+    }
+}
+
+/// A file of `tree`, repo-relative; `None` if absent.
+fn read_file(repo: &Repository, tree: &git2::Tree<'_>, path: &str) -> Option<Vec<u8>> {
+    let entry = tree
+        .get_path(Path::new(path.trim_start_matches("./")))
+        .ok()?;
+    repo.find_blob(entry.id())
+        .ok()
+        .map(|b| b.content().to_vec())
+}
+
+/// `12.3 KiB`.
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
     }
 }
 

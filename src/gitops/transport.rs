@@ -53,6 +53,19 @@ pub(crate) struct NetError {
     pub remote: Vec<String>,
 }
 
+impl NetError {
+    /// The error as a one-off transfer failure (no retry loop around it).
+    pub(crate) fn into_gitops(self, op: super::Op, remote: &Remote) -> super::GitopsError {
+        super::GitopsError::Transfer {
+            op,
+            url: redact_url_credentials(remote.url()),
+            branch: remote.branch().to_string(),
+            remote: self.remote,
+            cause: self.source,
+        }
+    }
+}
+
 pub(crate) struct Remote {
     url: String,
     local: Option<PathBuf>,
@@ -62,6 +75,11 @@ pub(crate) struct Remote {
     /// Strings that must never be printed: the token and its encodings.
     secrets: Vec<SecretString>,
     shallow: Cell<bool>,
+    /// Bytes received by every fetch so far, as the transport counted them.
+    fetched: Cell<u64>,
+    /// The deepest history asked for so far; later fetches keep it, so a deepened history is
+    /// not cut back.
+    deepest: Cell<i32>,
 }
 
 impl Remote {
@@ -77,6 +95,8 @@ impl Remote {
         });
         Remote {
             shallow: Cell::new(local.is_none()),
+            fetched: Cell::new(0),
+            deepest: Cell::new(1),
             url: url.to_string(),
             local,
             branch: branch.to_string(),
@@ -91,6 +111,26 @@ impl Remote {
 
     pub(crate) fn branch(&self) -> &str {
         &self.branch
+    }
+
+    /// Whether fetches are shallow (network remotes that allow it).
+    pub(crate) fn is_shallow(&self) -> bool {
+        self.shallow.get()
+    }
+
+    /// How deep below the tip the history has been fetched.
+    pub(crate) fn depth(&self) -> i32 {
+        self.deepest.get()
+    }
+
+    /// Fetches the tip again with `depth` commits of history below it.
+    pub(crate) fn deepen(&self, repo: &Repository, depth: i32) -> Result<Option<Oid>, NetError> {
+        self.fetch_at_depth(repo, depth)
+    }
+
+    /// Bytes the fetches so far received.
+    pub(crate) fn fetched_bytes(&self) -> u64 {
+        self.fetched.get()
     }
 
     /// Replaces every secret in `text` with `***`.
@@ -190,6 +230,8 @@ impl Remote {
         depth: i32,
     ) -> Result<Option<Oid>, NetError> {
         let refspec = format!("+refs/heads/{}:{TIP_REF}", self.branch);
+        let depth = depth.max(self.deepest.get());
+        self.deepest.set(depth);
         loop {
             // A stale tip must not survive a fetch that finds no branch.
             if let Ok(mut r) = repo.find_reference(TIP_REF) {
@@ -197,12 +239,18 @@ impl Remote {
             }
             let sideband = RefCell::new(Vec::new());
             let auth_asked = Cell::new(false);
+            let received = Cell::new(0u64);
             let result = {
                 let mut remote = repo
                     .remote_anonymous(&self.url)
                     .map_err(|e| self.net_error(&e, &sideband, false))?;
+                let mut cbs = self.callbacks(&sideband, &auth_asked);
+                cbs.transfer_progress(|p| {
+                    received.set(p.received_bytes() as u64);
+                    true
+                });
                 let mut fo = FetchOptions::new();
-                fo.remote_callbacks(self.callbacks(&sideband, &auth_asked))
+                fo.remote_callbacks(cbs)
                     .download_tags(AutotagOption::None)
                     .update_fetchhead(false)
                     .custom_headers(&self.headers());
@@ -211,6 +259,7 @@ impl Remote {
                 }
                 remote.fetch(&[refspec.as_str()], Some(&mut fo), None)
             };
+            self.fetched.set(self.fetched.get() + received.get());
             match result {
                 Ok(()) => break,
                 Err(e) if self.shallow.get() && !auth_asked.get() && refuses_depth(&e) => {

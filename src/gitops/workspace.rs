@@ -93,6 +93,67 @@ pub fn workspace_origin(workspace: &Path) -> Result<Option<String>, GitopsError>
     }
 }
 
+/// What a write-back can borrow from the checkout: its object store, the commit it has
+/// checked out, and where its history is cut off (a depth-1 checkout's `shallow` file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Borrowed {
+    pub objects: PathBuf,
+    pub head: git2::Oid,
+    pub shallow: Vec<git2::Oid>,
+}
+
+/// The checkout's objects, when it has any we can use; `Err` says why not.
+pub(crate) fn workspace_objects(workspace: &Path) -> Result<Borrowed, String> {
+    let git_dir = git_dir(workspace)
+        .map_err(|e| e.to_string())?
+        .ok_or("the workspace is not a git checkout")?;
+    let common = match read_optional(&git_dir.join("commondir")).map_err(|e| e.to_string())? {
+        Some(rel) => git_dir.join(rel.trim()),
+        None => git_dir.clone(),
+    };
+    let objects = common.join("objects");
+    if !objects.is_dir() {
+        return Err(format!("{} has no objects directory", common.display()));
+    }
+    let head = read_optional(&git_dir.join("HEAD"))
+        .map_err(|e| e.to_string())?
+        .ok_or("the checkout has no HEAD")?;
+    let head = resolve(&git_dir, &common, head.trim(), 0)
+        .ok_or_else(|| format!("cannot resolve the checkout's HEAD ({})", head.trim()))?;
+    let shallow = read_optional(&common.join("shallow"))
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| git2::Oid::from_str(l.trim()).ok())
+        .collect();
+    Ok(Borrowed {
+        objects,
+        head,
+        shallow,
+    })
+}
+
+/// A `HEAD`-style value (`ref: <name>` or an object id) to the commit it names, through loose
+/// refs (the worktree's, then the common dir's) and `packed-refs`.
+fn resolve(git_dir: &Path, common: &Path, value: &str, depth: u8) -> Option<git2::Oid> {
+    let Some(name) = value.strip_prefix("ref:").map(str::trim) else {
+        return git2::Oid::from_str(value).ok();
+    };
+    if depth > 5 {
+        return None;
+    }
+    for dir in [git_dir, common] {
+        if let Ok(Some(text)) = read_optional(&dir.join(name)) {
+            return resolve(git_dir, common, text.trim(), depth + 1);
+        }
+    }
+    let packed = read_optional(&common.join("packed-refs")).ok()??;
+    packed.lines().find_map(|l| {
+        let (oid, refname) = l.split_once(' ')?;
+        (refname.trim() == name).then(|| git2::Oid::from_str(oid).ok())?
+    })
+}
+
 /// The branch the checkout's `HEAD` points at, or `None` when detached or not a checkout.
 pub fn workspace_branch(workspace: &Path) -> Result<Option<String>, GitopsError> {
     let Some(git_dir) = git_dir(workspace)? else {
@@ -185,6 +246,38 @@ mod tests {
             Some("git://example.invalid/x.git")
         );
         assert_eq!(workspace_branch(&wt).unwrap().as_deref(), Some("feature"));
+    }
+
+    #[test]
+    fn the_checked_out_commit_is_found_through_loose_and_packed_refs() {
+        let ws = tempfile::tempdir().unwrap();
+        let git = ws.path().join(".git");
+        std::fs::create_dir_all(git.join("objects")).unwrap();
+        let a = "0123456789abcdef0123456789abcdef01234567";
+        let b = "89abcdef0123456789abcdef0123456789abcdef";
+        write(&git.join("HEAD"), "ref: refs/heads/main\n");
+        write(
+            &git.join("packed-refs"),
+            &format!("# pack-refs with: peeled fully-peeled sorted\n{a} refs/heads/main\n"),
+        );
+        write(&git.join("shallow"), &format!("{b}\n"));
+        let got = workspace_objects(ws.path()).unwrap();
+        assert_eq!(got.head.to_string(), a);
+        assert_eq!(got.shallow, [git2::Oid::from_str(b).unwrap()]);
+        assert_eq!(got.objects, git.join("objects"));
+        write(&git.join("refs/heads/main"), &format!("{b}\n"));
+        assert_eq!(workspace_objects(ws.path()).unwrap().head.to_string(), b);
+        write(&git.join("HEAD"), "ref: refs/heads/gone\n");
+        assert!(
+            workspace_objects(ws.path())
+                .unwrap_err()
+                .contains("cannot resolve")
+        );
+        let bare = tempfile::tempdir().unwrap();
+        assert_eq!(
+            workspace_objects(bare.path()).unwrap_err(),
+            "the workspace is not a git checkout"
+        );
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub const INPUTS: &[(&str, &str)] = &[
     ("kustomization", "k8s/infrastructure/overlays/staging"),
     ("image-name", ""),
     ("pin-digest", "false"),
+    ("allow-rollback", "false"),
     ("git-push", "true"),
     ("branch", ""),
     (
@@ -225,6 +226,9 @@ pub struct SetImage {
     pub kustomization: PathBuf,
     pub image_name: String,
     pub pin_digest: bool,
+    /// Turns the stale-write guard off: set the tag even when the overlay deploys a newer
+    /// commit (a rollback on purpose).
+    pub allow_rollback: bool,
 }
 
 #[derive(Debug)]

@@ -501,10 +501,12 @@ fn set_image(p: &mut Problems, raw: &Raw, repository: &str) -> Option<SetImage> 
         p.add("image-name", format!("{image_name:?} is not an image name"));
     }
     let pin_digest = p.boolean(raw, "pin-digest");
+    let allow_rollback = p.boolean(raw, "allow-rollback");
     enabled.then_some(SetImage {
         kustomization,
         image_name,
         pin_digest,
+        allow_rollback,
     })
 }
 

@@ -13,7 +13,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use edit::set_images;
-pub use shape::{ImageEntry, current_image};
+pub use shape::{ImageEntry, current_image, image_entries};
 pub use spec::{Field, ImageSpec, SpecError, SpecErrors, parse_spec, parse_specs};
 
 use crate::failure::{Hint, Locate, Location};
@@ -80,6 +80,23 @@ impl Locate for EditError {
             },
         })
     }
+}
+
+/// The kustomization in the repository directory `dir` (`.` for the root), read through
+/// `read` (repo-relative path to bytes, as a git tree gives them): its path and bytes.
+pub(crate) fn kustomization_at(
+    dir: &str,
+    read: &dyn Fn(&str) -> Option<Vec<u8>>,
+) -> Option<(String, Vec<u8>)> {
+    let dir = dir.trim_end_matches('/');
+    KUSTOMIZATION_FILES.iter().find_map(|name| {
+        let path = if dir == "." || dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        };
+        read(&path).map(|src| (path, src))
+    })
 }
 
 /// The kustomization file in `dir`: the first of [`KUSTOMIZATION_FILES`] that exists.

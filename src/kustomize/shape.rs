@@ -20,21 +20,30 @@ pub(super) const BOM: &str = "\u{feff}";
 
 /// The entry for the image `name`, if the kustomization has one.
 pub fn current_image(file: &str, src: &[u8], name: &str) -> Result<Option<ImageEntry>, EditError> {
+    Ok(image_entries(file, src)?
+        .into_iter()
+        .find(|e| e.name == name))
+}
+
+/// Every named entry of the kustomization's `images:`, in order.
+pub fn image_entries(file: &str, src: &[u8]) -> Result<Vec<ImageEntry>, EditError> {
     let (_, text) = decode(file, src)?;
     let doc = load(file, text)?;
     let Some(images) = images(file, &doc)? else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     Ok(images
         .entries
         .iter()
-        .find(|e| e.name.as_deref() == Some(name))
-        .map(|e| ImageEntry {
-            name: name.to_string(),
-            new_name: e.value_of("newName"),
-            new_tag: e.value_of("newTag"),
-            digest: e.value_of("digest"),
-        }))
+        .filter_map(|e| {
+            Some(ImageEntry {
+                name: e.name.clone()?,
+                new_name: e.value_of("newName"),
+                new_tag: e.value_of("newTag"),
+                digest: e.value_of("digest"),
+            })
+        })
+        .collect())
 }
 
 pub(super) fn refused(

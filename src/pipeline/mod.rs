@@ -46,7 +46,9 @@ pub async fn run(inputs: &Inputs, runner: &Runner) -> Result<Report> {
         }
     };
     let deployed = match &inputs.set_image {
-        Some(set) => Some(job.blocking("set-image", || deploy::set_image(inputs, set, &image))?),
+        Some(set) => Some(job.blocking("set-image", || {
+            deploy::set_image(inputs, set, &image, runner)
+        })?),
         None => None,
     };
     let verified = match (&inputs.verify, &inputs.set_image, &deployed) {

@@ -29,7 +29,7 @@ pub(super) fn applies(inputs: &Inputs, deployed: Option<&Deployed>) -> bool {
     inputs.verify.is_some()
         && !inputs.dry_run
         && inputs.git.push
-        && deployed.is_some_and(|d| d.tip.is_some())
+        && deployed.is_some_and(|d| d.tip.is_some() && d.superseded.is_none())
 }
 
 pub(super) async fn verify(
@@ -54,7 +54,13 @@ pub(super) async fn verify(
     let ours = deployed.entry.clone();
     let spellings = spellings(&ours);
     let mut history = tokio::task::block_in_place(|| {
-        History::open(&remote.url, &remote.branch, inputs.git.token.as_ref(), tip)
+        History::open(
+            &remote.url,
+            &remote.branch,
+            inputs.git.token.as_ref(),
+            tip,
+            Some(&inputs.workspace),
+        )
     })?;
     let dir = set.kustomization.to_string_lossy().into_owned();
     let mut fetch_failed = false;
@@ -112,16 +118,8 @@ pub(super) async fn verify(
 
 /// The image entry the overlay at a commit has for `name`.
 fn entry_at(dir: &str, read: &dyn Fn(&str) -> Option<Vec<u8>>, name: &str) -> Option<ImageEntry> {
-    let dir = dir.trim_end_matches('/');
-    kustomize::KUSTOMIZATION_FILES.iter().find_map(|file| {
-        let path = if dir == "." {
-            file.to_string()
-        } else {
-            format!("{dir}/{file}")
-        };
-        let src = read(&path)?;
-        kustomize::current_image(&path, &src, name).ok().flatten()
-    })
+    let (path, src) = kustomize::kustomization_at(dir, read)?;
+    kustomize::current_image(&path, &src, name).ok().flatten()
 }
 
 fn same_image(a: &ImageEntry, b: &ImageEntry) -> bool {

@@ -38,6 +38,8 @@ fn options(remote: &Remote) -> WriteBack {
         max_attempts: 30,
         deadline: Duration::from_secs(120),
         dry_run: false,
+        workspace: None,
+        contenders: 0,
     }
 }
 
@@ -70,6 +72,8 @@ fn write_back_commits_on_the_fetched_tip_as_the_bot_and_pushes_it() {
             commit: Some(remote.head()),
             attempts: 1,
             tip: Some(remote.head()),
+            superseded: None,
+            stats: outcome.stats.clone(),
         }
     );
     assert_eq!(
@@ -108,6 +112,8 @@ fn an_up_to_date_tip_is_left_alone() {
             commit: None,
             attempts: 0,
             tip: Some(before.clone()),
+            superseded: None,
+            stats: outcome.stats.clone(),
         }
     );
 
@@ -126,6 +132,8 @@ fn an_up_to_date_tip_is_left_alone() {
             commit: None,
             attempts: 0,
             tip: Some(before.clone()),
+            superseded: None,
+            stats: outcome.stats.clone(),
         }
     );
     assert_eq!(remote.head(), before);
@@ -149,6 +157,8 @@ fn a_dry_run_builds_the_commit_but_pushes_nothing() {
             commit: None,
             attempts: 0,
             tip: None,
+            superseded: None,
+            stats: outcome.stats.clone(),
         }
     );
     assert_eq!(remote.head(), before);
@@ -251,10 +261,19 @@ fn lose_then_land(
     (result, calls)
 }
 
-fn assert_lost_races_are_retried_on_the_new_tip(remote: &Remote) {
+fn assert_stale_pushes_are_not_sent_and_the_edit_is_reapplied(remote: &Remote) {
     let (result, calls) = lose_then_land(remote, 2, 30);
     let outcome = result.unwrap();
-    assert_eq!((outcome.changed, outcome.attempts, calls), (true, 3, 3));
+    assert_eq!(
+        (
+            outcome.changed,
+            outcome.attempts,
+            outcome.stats.stale,
+            calls
+        ),
+        (true, 1, 2, 3),
+        "two pushes found stale in negotiation, not sent and not counted; one attempt landed"
+    );
     // Both competitors survived: the lease never lets a push overwrite them.
     assert_eq!(
         git(&remote.dir, &["log", "--format=%s", "main"]),
@@ -264,11 +283,100 @@ fn assert_lost_races_are_retried_on_the_new_tip(remote: &Remote) {
     assert!(remote.overlay().ends_with("# v2"));
 }
 
-fn assert_attempts_are_bounded(remote: &Remote) {
-    let (result, calls) = lose_then_land(remote, usize::MAX, 3);
-    let err = result.unwrap_err();
+#[test]
+fn a_stale_push_over_file_is_not_sent_and_the_edit_is_reapplied_on_the_new_tip() {
+    assert_stale_pushes_are_not_sent_and_the_edit_is_reapplied(&Remote::file());
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn a_stale_push_over_git_daemon_is_not_sent_and_the_edit_is_reapplied_on_the_new_tip() {
+    assert_stale_pushes_are_not_sent_and_the_edit_is_reapplied(&Remote::served(Server::GitDaemon));
+}
+
+#[test]
+fn stale_pushes_are_bounded_by_the_deadline() {
+    let remote = Remote::file();
+    let mut calls = 0;
+    let mut edit = |read: &TipReader<'_>| {
+        calls += 1;
+        land_competing_commit(&remote, calls);
+        let mut text = String::from_utf8(read(OVERLAY_FILE).unwrap())?;
+        text.push_str("# v2\n");
+        Ok(vec![(OVERLAY_FILE.to_string(), text.into_bytes())])
+    };
+    let opts = WriteBack {
+        deadline: Duration::from_secs(2),
+        ..options(&remote)
+    };
+    let err = gitops::write_back(&opts, &mut edit).unwrap_err();
     assert!(
-        matches!(err, GitopsError::GaveUp { attempts: 3, .. }),
+        matches!(
+            err,
+            GitopsError::GaveUp {
+                attempts: 0,
+                why: "the deadline passed",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(calls > 1);
+    assert!(!remote.overlay().ends_with("# v2"));
+}
+
+/// A chain of `n` commits on the seed, kept unreferenced by `main` under
+/// `refs/competitors/<k>`, and a pre-receive hook that moves `main` to the next of them while
+/// each push runs: every push reaches the server on the current tip and loses the race.
+fn lose_every_race(remote: &Remote, n: usize) {
+    let other = Workspace::clone_of(remote);
+    for k in 1..=n {
+        std::fs::write(other.path.join(format!("competitor-{k}")), "won\n").unwrap();
+        git(&other.path, &["add", "-A"]);
+        git(&other.path, &["commit", "-qm", &format!("competitor {k}")]);
+        git(
+            &other.path,
+            &[
+                "push",
+                "-q",
+                remote.dir.to_str().unwrap(),
+                &format!("HEAD:refs/competitors/{k}"),
+            ],
+        );
+    }
+    remote.hook(
+        r#"n=$(( $(cat lost-count 2>/dev/null || echo 0) + 1 )); echo $n > lost-count
+c=$(git rev-parse --verify -q refs/competitors/$n) || exit 0
+env -u GIT_QUARANTINE_PATH -u GIT_OBJECT_DIRECTORY -u GIT_ALTERNATE_OBJECT_DIRECTORIES git update-ref refs/heads/main "$c""#,
+    );
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn lost_races_are_bounded_by_max_attempts() {
+    let remote = Remote::served(Server::GitDaemon);
+    lose_every_race(&remote, 10);
+    let mut calls = 0;
+    let mut edit = |read: &TipReader<'_>| {
+        calls += 1;
+        let mut text = String::from_utf8(read(OVERLAY_FILE).unwrap())?;
+        text.push_str("# v2\n");
+        Ok(vec![(OVERLAY_FILE.to_string(), text.into_bytes())])
+    };
+    let opts = WriteBack {
+        max_attempts: 3,
+        ..options(&remote)
+    };
+    let err = gitops::write_back(&opts, &mut edit).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GitopsError::GaveUp {
+                attempts: 3,
+                why: "the branch kept moving",
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("after 3 attempts"), "{err}");
@@ -278,28 +386,6 @@ fn assert_attempts_are_bounded(remote: &Remote) {
         git(&remote.dir, &["log", "-1", "--format=%s", "main"]),
         "competitor 3"
     );
-}
-
-#[test]
-fn a_lost_race_over_file_is_retried_on_the_new_tip_without_overwriting_it() {
-    assert_lost_races_are_retried_on_the_new_tip(&Remote::file());
-}
-
-#[test]
-fn attempts_over_file_are_bounded_by_max_attempts() {
-    assert_attempts_are_bounded(&Remote::file());
-}
-
-#[test]
-#[ignore = "needs services; run by scripts/test.sh"]
-fn a_lost_race_over_git_daemon_is_retried_on_the_new_tip_without_overwriting_it() {
-    assert_lost_races_are_retried_on_the_new_tip(&Remote::served(Server::GitDaemon));
-}
-
-#[test]
-#[ignore = "needs services; run by scripts/test.sh"]
-fn attempts_over_git_daemon_are_bounded_by_max_attempts() {
-    assert_attempts_are_bounded(&Remote::served(Server::GitDaemon));
 }
 
 /// A git:// URL on a 127.0.0.1 port nobody listens on.

@@ -1,14 +1,20 @@
 //! Stage 3: the image set in the overlay. With `git-push` (the default) the edit is re-applied on
-//! the branch tip and pushed until it lands; without it, the workspace's file is edited in place
-//! for a later step to commit.
+//! the branch tip and pushed until it lands, unless the tip deploys a newer commit than ours
+//! (the stale-write guard); without it, the workspace's file is edited in place for a later
+//! step to commit.
 
+mod guard;
+
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Result;
 
+use self::guard::Decision;
 use super::StageError;
 use super::image::Image;
-use crate::gitops::{self, WriteBack};
+use crate::github::Runner;
+use crate::gitops::{self, Ancestry, Superseded, WriteBack};
 use crate::inputs::{self, GithubEnv, Inputs, SetImage};
 use crate::kustomize::{self, Field, ImageEntry, ImageSpec};
 
@@ -31,6 +37,8 @@ pub(crate) struct Deployed {
     pub remote: Option<Pushed>,
     /// The image entry this job sets, as the overlay has it after the edit.
     pub entry: ImageEntry,
+    /// The newer deploy the guard found at the tip; nothing was written.
+    pub superseded: Option<Superseded>,
 }
 
 /// The remote and branch written back to.
@@ -40,7 +48,12 @@ pub(crate) struct Pushed {
     pub branch: String,
 }
 
-pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Result<Deployed> {
+pub(super) fn set_image(
+    inputs: &Inputs,
+    set: &SetImage,
+    image: &Image,
+    runner: &Runner,
+) -> Result<Deployed> {
     let spec = ImageSpec {
         name: set.image_name.clone(),
         new_name: Field::Set(image.reference.name()),
@@ -67,12 +80,57 @@ pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Resul
             tip: None,
             remote: None,
             entry,
+            superseded: None,
         });
     }
-    let opts = write_back_options(inputs, image)?;
+    let opts = write_back_options(inputs, set, image)?;
     let dir = set.kustomization.to_string_lossy().into_owned();
+    let mut said = HashSet::new();
+    let mut guard = |read: &gitops::TipReader<'_>, ancestry: &mut dyn Ancestry| {
+        if set.allow_rollback {
+            return Ok(None);
+        }
+        let deployed = match kustomize::kustomization_at(&dir, read) {
+            Some((path, src)) => kustomize::current_image(&path, &src, &set.image_name)?,
+            None => None,
+        };
+        Ok(
+            match guard::decide(&inputs.tag, deployed.as_ref(), ancestry)? {
+                Decision::Write => None,
+                Decision::Superseded(newer) => Some(newer),
+                Decision::Undecided(why) => {
+                    if said.insert(why.clone()) {
+                        runner.notice(&format!(
+                            "stale-write guard: cannot tell whether {} is older than what is deployed ({why}); writing it",
+                            inputs.tag
+                        ));
+                    }
+                    None
+                }
+                Decision::Diverged(why) => {
+                    if said.insert(why.clone()) {
+                        runner.warning(&format!(
+                            "stale-write guard: {why}; writing {} over it",
+                            inputs.tag
+                        ));
+                    }
+                    None
+                }
+            },
+        )
+    };
     let mut edit = |read: &gitops::TipReader<'_>| edit_at_tip(&dir, read, &spec, &opts.branch);
-    let outcome = gitops::write_back(&opts, &mut edit).map_err(gitops::GitopsError::into_anyhow)?;
+    let outcome = gitops::write_back_guarded(&opts, &mut guard, &mut edit)
+        .map_err(gitops::GitopsError::into_anyhow)?;
+    if let Some(newer) = &outcome.superseded {
+        runner.notice(&format!(
+            "{}: not written: {} already deploys {} (commit {}), newer than ours; an older run never replaces a newer deploy (set allow-rollback: true to roll back on purpose)",
+            image.reference,
+            opts.branch,
+            newer.tag,
+            &newer.commit[..newer.commit.len().min(12)],
+        ));
+    }
     Ok(Deployed {
         changed: outcome.changed,
         commit: outcome.commit,
@@ -83,6 +141,7 @@ pub(super) fn set_image(inputs: &Inputs, set: &SetImage, image: &Image) -> Resul
             branch: opts.branch.clone(),
         }),
         entry,
+        superseded: outcome.superseded,
     })
 }
 
@@ -99,7 +158,7 @@ fn branch(
     })
 }
 
-fn write_back_options(inputs: &Inputs, image: &Image) -> Result<WriteBack> {
+fn write_back_options(inputs: &Inputs, set: &SetImage, image: &Image) -> Result<WriteBack> {
     let ws = &inputs.workspace;
     let branch = branch(inputs.git.branch.as_deref(), &inputs.github, || {
         gitops::workspace_branch(ws)
@@ -137,7 +196,21 @@ fn write_back_options(inputs: &Inputs, image: &Image) -> Result<WriteBack> {
         max_attempts: inputs.git.max_attempts,
         deadline: WRITE_BACK_DEADLINE,
         dry_run: inputs.dry_run,
+        workspace: Some(ws.clone()),
+        contenders: contenders(&ws.join(&set.kustomization)),
     })
+}
+
+/// How many jobs are likely to write at once: one per image the workspace's overlay lists (a
+/// one-job-per-service matrix); 0 when it cannot be read.
+fn contenders(dir: &std::path::Path) -> u32 {
+    let Ok(path) = kustomize::find_kustomization(dir) else {
+        return 0;
+    };
+    std::fs::read(&path)
+        .ok()
+        .and_then(|src| kustomize::image_entries(&path.to_string_lossy(), &src).ok())
+        .map_or(0, |e| u32::try_from(e.len()).unwrap_or(u32::MAX))
 }
 
 /// The pure re-apply step: find the kustomization in the fetched tip and set the image in it.
@@ -147,27 +220,19 @@ fn edit_at_tip(
     spec: &ImageSpec,
     branch: &str,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let dir = dir.trim_end_matches('/');
-    for name in kustomize::KUSTOMIZATION_FILES {
-        let path = if dir == "." {
-            name.to_string()
-        } else {
-            format!("{dir}/{name}")
-        };
-        if let Some(src) = read(&path) {
-            let out = kustomize::set_images(&path, &src, std::slice::from_ref(spec))?;
-            return Ok(if out == src {
-                Vec::new()
-            } else {
-                vec![(path, out)]
-            });
+    let Some((path, src)) = kustomize::kustomization_at(dir, read) else {
+        return Err(StageError::KustomizationMissingAtTip {
+            dir: dir.trim_end_matches('/').to_string(),
+            branch: branch.to_string(),
         }
-    }
-    Err(StageError::KustomizationMissingAtTip {
-        dir: dir.to_string(),
-        branch: branch.to_string(),
-    }
-    .into())
+        .into());
+    };
+    let out = kustomize::set_images(&path, &src, std::slice::from_ref(spec))?;
+    Ok(if out == src {
+        Vec::new()
+    } else {
+        vec![(path, out)]
+    })
 }
 
 #[cfg(test)]
