@@ -54,10 +54,13 @@ impl Ancestry for Lineage<'_> {
                 Some(Ok(Standing::Diverged)) if deeper.is_some() => {}
                 Some(Ok(s)) => return Ok(s),
                 Some(Err(missing)) if deeper.is_none() => {
+                    let branch = self.remote.branch();
                     return Ok(Standing::Unknown(if shallow {
-                        format!("{missing} is not within {GUARD_DEPTH} commits of the tip")
+                        format!(
+                            "{missing} is not on {branch} within {GUARD_DEPTH} commits of the tip"
+                        )
                     } else {
-                        format!("{missing} is not a commit of the branch")
+                        format!("{missing} is not on {branch}")
                     }));
                 }
                 None if deeper.is_none() => {

@@ -389,7 +389,7 @@ impl<'o> Attempts<'o> {
     fn summarize(&self, outcome: Option<&Outcome>) {
         let s = &self.stats;
         println!(
-            "write-back: {} attempt(s), {} lost race(s), {} stale push(es) not sent, {} connection retr{}, {} fetched{}",
+            "write-back: {} attempt(s), {} lost race(s), {} stale push(es) not sent, {} connection retr{}, {} fetched ({} bytes){}",
             self.pushes,
             s.lost,
             s.stale,
@@ -400,6 +400,7 @@ impl<'o> Attempts<'o> {
                 "ies"
             },
             human_bytes(self.remote.fetched_bytes()),
+            self.remote.fetched_bytes(),
             match outcome {
                 Some(o) if o.commit.is_some() => " (landed)",
                 Some(o) if o.superseded.is_some() => " (superseded)",

@@ -858,3 +858,127 @@ fn https_without_the_test_ca_is_refused_as_untrusted() {
     );
     assert_token_never_printed(&run, &token);
 }
+
+// ---------------------------------------------------------------- what a write-back costs
+
+/// A remote whose tip holds `mib` MiB of incompressible files under `backend/`, served by git
+/// daemon, and a sibling job's commit landed after `ws` was checked out (depth 1).
+fn big_monorepo(mib: usize) -> (Remote, Workspace, u64) {
+    use rand::RngCore as _;
+    let remote = Remote::served(Server::GitDaemon);
+    let seed = Workspace::clone_of(&remote);
+    let dir = seed.path.join("backend/assets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut bytes = vec![0u8; 1 << 20];
+    for i in 0..mib {
+        rand::rng().fill_bytes(&mut bytes);
+        std::fs::write(dir.join(format!("blob-{i:03}.bin")), &bytes).unwrap();
+    }
+    git(&seed.path, &["add", "-A"]);
+    git(&seed.path, &["commit", "-qm", "assets"]);
+    git(
+        &seed.path,
+        &["push", "-q", remote.dir.to_str().unwrap(), "HEAD:main"],
+    );
+    let ws = Workspace::shallow_clone_of(&remote);
+    let sibling = Workspace::clone_of(&remote);
+    Action::promote(&sibling.path, "user-service", "s1")
+        .run()
+        .assert_ok();
+    (remote, ws, (mib as u64) << 20)
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn a_write_back_from_a_depth_1_checkout_fetches_what_landed_since_not_the_tree() {
+    let (remote, ws, tree) = big_monorepo(48);
+
+    let run = Action::promote(&ws.path, "auth-service", "t1").run();
+
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("borrowing the checkout's objects at"),
+        "{}",
+        run.stdout
+    );
+    let fetched = run.fetched_bytes();
+    assert!(
+        fetched * 100 < tree,
+        "fetched {fetched} bytes of a {tree}-byte tree: more than 1%"
+    );
+    let overlay = remote.overlay();
+    assert!(overlay.contains("newName: registry.local/nova/auth-service\n    newTag: t1"));
+    assert!(
+        overlay.contains("newName: registry.local/nova/user-service\n    newTag: s1"),
+        "the sibling's update stays"
+    );
+    assert_eq!(
+        git(&remote.dir, &["rev-parse", "main~1"]),
+        git(
+            &remote.dir,
+            &["log", "-1", "--format=%H", "--grep", "user-service", "main"]
+        ),
+        "ours is on the sibling's commit"
+    );
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn without_usable_git_objects_in_the_workspace_the_write_back_fetches_the_tree_and_lands() {
+    let (remote, ws, tree) = big_monorepo(8);
+    // A checkout made some other way: a `.git` whose objects lack the commit it names.
+    let objects = ws.path.join(".git/objects");
+    std::fs::remove_dir_all(&objects).unwrap();
+    std::fs::create_dir_all(objects.join("info")).unwrap();
+
+    let run = Action::promote(&ws.path, "auth-service", "t1").run();
+
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("fetching the tip's whole tree: the checkout's objects lack its commit"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.fetched_bytes() >= tree, "the whole tree travelled");
+    assert!(remote.overlay().contains("newTag: t1"));
+
+    // No `.git` at all: the remote comes from GITHUB_SERVER_URL and GITHUB_REPOSITORY.
+    std::fs::remove_dir_all(ws.path.join(".git")).unwrap();
+    let (base, name) = remote.url.rsplit_once('/').unwrap();
+    let run = Action::promote(&ws.path, "auth-service", "t2")
+        .env("GITHUB_SERVER_URL", base)
+        .env("GITHUB_REPOSITORY", name.trim_end_matches(".git"))
+        .run();
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("fetching the tip's whole tree: the workspace is not a git checkout"),
+        "{}",
+        run.stdout
+    );
+    assert!(remote.overlay().contains("newTag: t2"));
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn a_workspace_owned_by_another_uid_still_lends_its_objects() {
+    let (remote, ws, tree) = big_monorepo(16);
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&ws.path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let run = Action::promote(&ws.path, "auth-service", "t1").run();
+
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("borrowing the checkout's objects at"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.fetched_bytes() * 100 < tree);
+    assert!(remote.overlay().contains("newTag: t1"));
+}

@@ -9,5 +9,6 @@ mod build;
 mod cli;
 mod context;
 mod gitops;
+mod guard;
 mod kustomize;
 mod verify;

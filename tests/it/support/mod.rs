@@ -221,8 +221,40 @@ impl Workspace {
         Workspace { _tmp: tmp, path }
     }
 
+    /// A depth-1 checkout, as actions/checkout makes by default.
+    pub(crate) fn shallow_clone_of(remote: &Remote) -> Workspace {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("ws");
+        git(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "--depth",
+                "1",
+                &format!("file://{}", remote.dir.display()),
+                "ws",
+            ],
+        );
+        git(&path, &["remote", "set-url", "origin", &remote.url]);
+        Workspace { _tmp: tmp, path }
+    }
+
     pub(crate) fn overlay(&self) -> String {
         std::fs::read_to_string(self.path.join(OVERLAY).join("kustomization.yaml")).unwrap()
+    }
+}
+
+impl Run {
+    /// The bytes the write-back's fetches received, from its summary line.
+    pub(crate) fn fetched_bytes(&self) -> u64 {
+        self.stdout
+            .lines()
+            .find(|l| l.starts_with("write-back: "))
+            .and_then(|l| l.split(" fetched (").nth(1))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no write-back line:\n{}", self.stdout))
     }
 }
 
