@@ -18,7 +18,7 @@ struct Source {
 fn source() -> Source {
     let remote = Remote::served(Server::GitDaemon);
     let dev = Workspace::clone_of(&remote);
-    let mut commit = |text: &str| {
+    let commit = |text: &str| {
         std::fs::create_dir_all(dev.path.join("backend/auth-service")).unwrap();
         std::fs::write(dev.path.join("backend/auth-service/main.txt"), text).unwrap();
         git(&dev.path, &["add", "-A"]);
