@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
 # Benchmarks for deploy-action. Not a timed test: it prints numbers for a human.
 #
-#   scripts/bench.sh race [N=32]
+#   scripts/bench.sh race [N...]   (default: 8 32 64 128)
+#   scripts/bench.sh writeback [MiB...]   (default: 10 200 1024)
 #   scripts/bench.sh build        (see scripts/lib/bench-build.sh)
 #
 # race: N jobs, released together through a start barrier, each set one service's newTag in the
 # same overlay on `main` of a bare repo served by `git daemon --enable=receive-pack` on
-# 127.0.0.1 whose pre-receive hook sleeps 0.3 s. Three methods, each on a fresh repo:
-#   ours      the deploy-action binary (release build), build: false
+# 127.0.0.1 whose pre-receive hook sleeps 0.3 s (each push holds the branch that long, so N
+# updates need at least N x 0.3 s: the floor). Three methods, each on a fresh repo:
+#   ours      the deploy-action binary (release build), build: false, default inputs
 #   reapply   a shell re-apply loop: fetch, reset --hard, sed the line, commit, push;
 #             full jitter with a 0.5 s base and an 8 s cap, 20 tries
 #   rebase    `until git push; do git pull --rebase; done`, 5 tries
-# For each it prints landed/N, failed jobs, total push attempts, the most attempts one job
-# needed and the wall time, then ours/reapply.
+# For each N and method it prints landed/N, failed jobs, the median and most attempts one job
+# needed (ours: pushes that reached the server on the current tip; the shells: pushes), the
+# 90th percentile, pushes sent to the server per landed update (ours: attempts plus pushes found
+# stale in negotiation; the shells: every push), our lost races, stale pushes and connection
+# retries, and the wall time; then the median wall per method, ours/reapply and ours/floor.
+#
+# writeback: a monorepo whose tip holds MiB of incompressible files under backend/, a depth-1
+# checkout of it, and a sibling job's commit landed after the checkout, over git daemon. One job
+# sets one tag: ours (build: false) against the shell re-apply loop from the same kind of
+# checkout (fetch, reset, edit, commit, push). Prints seconds and bytes fetched for each,
+# DA_BENCH_ROUNDS times (default 3), as medians and ours/shell.
 #
 # Env: DA_BENCH_BIN (binary to run; default: cargo build --release, then target/release),
-#      DA_BENCH_HOOK (hook body, default `sleep 0.3`), DA_BENCH_METHODS (default
+#      DA_BENCH_HOOK_SECONDS (the hook's sleep, default 0.3), DA_BENCH_METHODS (default
 #      "ours reapply rebase"), DA_BENCH_ROUNDS (default 1: run the methods, interleaved, this
 #      many times and compare medians; a shared machine is noisy), DA_BENCH_KEEP=1 (keep the
 #      scratch dir).
@@ -28,7 +39,8 @@ source "$ROOT/scripts/lib/common.sh"
 DA_LOG_TAG=bench
 OVERLAY=k8s/infrastructure/overlays/staging
 FILE=$OVERLAY/kustomization.yaml
-HOOK=${DA_BENCH_HOOK:-sleep 0.3}
+HOOK_SECONDS=${DA_BENCH_HOOK_SECONDS:-0.3}
+HOOK="sleep $HOOK_SECONDS"
 METHODS=${DA_BENCH_METHODS:-ours reapply rebase}
 
 usage() {
@@ -128,7 +140,7 @@ clone_for() { # run i
 # result file.
 
 job_ours() {
-    local ws=$WORK/ws/$1/$2 name out rc=0 attempts
+    local ws=$WORK/ws/$1/$2 name out rc=0 attempts lost stale conn
     name=$(job_name "$2")
     out=$WORK/out/$1-$2
     env -i PATH="$PATH" HOME="$WORK" GITHUB_ACTIONS=true GITHUB_WORKSPACE="$ws" \
@@ -137,10 +149,12 @@ job_ours() {
         INPUT_SERVICE="$name" INPUT_TAG="$3" INPUT_BUILD=false INPUT_REGISTRY=registry.local \
         INPUT_REPOSITORY="nova/$name" "INPUT_IMAGE-NAME=$name" \
         "$BIN" >"$out.log" 2>&1 || rc=$?
-    attempts=$(sed -n 's/^attempts=//p' "$out.output" 2>/dev/null | tail -1 || true)
-    # A failed run may write no outputs: count its attempt lines instead.
-    [[ -n $attempts ]] || attempts=$(grep -c '^attempt [0-9]*:' "$out.log" || true)
-    echo "$rc $attempts" >"$WORK/res/$1/$2"
+    # write-back: A attempt(s), L lost race(s), S stale push(es) not sent, C connection retries, …
+    local stats
+    stats=$(sed -n 's/^write-back: \([0-9]*\) attempt(s), \([0-9]*\) lost race(s), \([0-9]*\) stale push(es) not sent, \([0-9]*\) connection retr.*/\1 \2 \3 \4/p' "$out.log" | tail -1)
+    [[ -n $stats ]] || stats="$(grep -c '^attempt [0-9]*:' "$out.log" || true) 0 0 0"
+    read -r attempts lost stale conn <<<"$stats"
+    echo "$rc $attempts $((attempts + stale)) $lost $stale $conn" >"$WORK/res/$1/$2"
 }
 
 # Full jitter: a random delay in [0, min(cap, base * 2^retry)), retry counting from 0.
@@ -173,7 +187,7 @@ job_reapply() {
         fi
         sleep "$(jitter "$try")"
     done
-    echo "$rc $attempts" >"$WORK/res/$1/$2"
+    echo "$rc $attempts $attempts 0 0 0" >"$WORK/res/$1/$2"
 }
 
 job_rebase() {
@@ -190,7 +204,7 @@ job_rebase() {
         git pull -q --rebase origin main 2>/dev/null || git rebase --abort 2>/dev/null || true
         attempts=$((attempts + 1))
     done
-    echo "$rc $attempts" >"$WORK/res/$1/$2"
+    echo "$rc $attempts $attempts 0 0 0" >"$WORK/res/$1/$2"
 }
 
 # ---------------------------------------------------------------- one race
@@ -222,28 +236,42 @@ run_method() { # method round
     report "$m" "$id" "$t0" "$t1"
 }
 
-declare -A WALLS
+declare -A WALLS MAXES
+ROW='%-8s %5s %8s %6s %5s %4s %4s %7s %5s %5s %5s %7s %7s\n'
 report() { # method run t0_ms t1_ms
-    local m=$1 id=$2 text landed=0 failed=0 attempts=0 most=0 i rc n commits wall
+    local m=$1 id=$2 text landed=0 failed=0 pushes=0 lost=0 stale=0 conn=0 i rc n p l st c wall
+    local -a counts=()
     text=$(git -C "$WORK/git/$id.git" show "main:$FILE")
     for ((i = 0; i < N; i++)); do
         grep -qx "    newTag: t$i-$id" <<<"$text" && landed=$((landed + 1))
-        read -r rc n <"$WORK/res/$id/$i" || { rc=1 n=0; }
+        read -r rc n p l st c <"$WORK/res/$id/$i" || { rc=1 n=0 p=0 l=0 st=0 c=0; }
         ((rc == 0)) || failed=$((failed + 1))
-        attempts=$((attempts + ${n:-0}))
-        ((${n:-0} > most)) && most=${n:-0}
+        counts+=("${n:-0}")
+        pushes=$((pushes + ${p:-0})) lost=$((lost + ${l:-0})) stale=$((stale + ${st:-0})) conn=$((conn + ${c:-0}))
     done
-    commits=$(($(git -C "$WORK/git/$id.git" rev-list --count main) - 1))
+    local sorted median most p90
+    sorted=$(printf '%s\n' "${counts[@]}" | sort -n)
+    median=$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' <<<"$sorted")
+    p90=$(awk '{ v[NR] = $1 } END { i = int(NR * 0.9 + 0.999); if (i < 1) i = 1; print v[i] }' <<<"$sorted")
+    most=$(tail -1 <<<"$sorted")
     wall=$(da_secs "$3" "$4")
-    WALLS[$m]+="$wall "
-    printf '%-8s %6s %7s %9s %9s %8s %8s\n' "$m" "$landed/$N" "$failed" "$attempts" "$most" "$commits" "$wall"
+    WALLS[$N/$m]+="$wall "
+    MAXES[$N/$m]+="$most "
+    # shellcheck disable=SC2059
+    printf "$ROW" "$m" "$N" "$landed/$N" "$failed" "$median" "$p90" "$most" \
+        "$(awk -v p="$pushes" -v l="$landed" 'BEGIN { printf "%.2f", (l ? p / l : 0) }')" \
+        "$lost" "$stale" "$conn" "$wall" \
+        "$(awk -v w="$wall" -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { printf "%.2f", w / (n * h) }')"
 }
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 race() {
-    N=${1:-32}
-    if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 100)); then da_die "N must be 1..100, got $N"; fi
+    local sizes=("$@")
+    ((${#sizes[@]})) || sizes=(8 32 64 128)
+    for N in "${sizes[@]}"; do
+        if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 256)); then da_die "N must be 1..256, got $N"; fi
+    done
     local rounds=${DA_BENCH_ROUNDS:-1}
     [[ $rounds =~ ^[1-9][0-9]*$ ]] || da_die "DA_BENCH_ROUNDS must be a positive number, got $rounds"
     command -v git >/dev/null || da_die "git is needed"
@@ -254,28 +282,42 @@ race() {
     trap 'exit 130' INT TERM
     start_daemon
 
-    da_log "race: $N jobs, pre-receive hook \`$HOOK\`, methods: $METHODS, rounds: $rounds"
-    printf '%-8s %6s %7s %9s %9s %8s %8s\n' method landed failed attempts max/job commits wall_s
+    da_log "race: N = ${sizes[*]}, pre-receive hook \`$HOOK\`, methods: $METHODS, rounds: $rounds"
+    # shellcheck disable=SC2059
+    printf "$ROW" method N landed failed med p90 max push/ld lost stale conn wall_s /floor
     local m r ours base
-    for ((r = 1; r <= rounds; r++)); do
-        for m in $METHODS; do run_method "$m" "$r"; done
-    done
-    if ((rounds > 1)); then
-        for m in $METHODS; do
-            printf 'median wall of %s over %d rounds: %s s\n' "$m" "$rounds" "$(median <<<"${WALLS[$m]}")"
+    for N in "${sizes[@]}"; do
+        for ((r = 1; r <= rounds; r++)); do
+            for m in $METHODS; do run_method "$m" "$N-$r"; done
         done
-    fi
-    if [[ -n ${WALLS[ours]:-} && -n ${WALLS[reapply]:-} ]]; then
-        ours=$(median <<<"${WALLS[ours]}")
-        base=$(median <<<"${WALLS[reapply]}")
-        awk -v a="$ours" -v b="$base" 'BEGIN { printf "ratio ours/reapply: %.2f (target <= 0.80)\n", a / b }'
-    fi
+    done
+    echo
+    for N in "${sizes[@]}"; do
+        for m in $METHODS; do
+            printf 'N=%-4s %-8s median wall %6s s over %d round(s), %5.2f x the floor (%s s); most attempts in any round: %s\n' \
+                "$N" "$m" "$(median <<<"${WALLS[$N/$m]}")" "$rounds" \
+                "$(awk -v w="$(median <<<"${WALLS[$N/$m]}")" -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { print w / (n * h) }')" \
+                "$(awk -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { print n * h }')" \
+                "$(tr ' ' '\n' | grep . | sort -n | tail -1 <<<"${MAXES[$N/$m]}")"
+        done
+        if [[ -n ${WALLS[$N/ours]:-} && -n ${WALLS[$N/reapply]:-} ]]; then
+            ours=$(median <<<"${WALLS[$N/ours]}")
+            base=$(median <<<"${WALLS[$N/reapply]}")
+            awk -v n="$N" -v a="$ours" -v b="$base" 'BEGIN { printf "N=%-4s ratio ours/reapply: %.2f\n", n, a / b }'
+        fi
+    done
 }
 
 case ${1:-} in
 race)
     shift
     race "$@"
+    ;;
+writeback)
+    shift
+    # shellcheck source=scripts/lib/bench-writeback.sh
+    source "$ROOT/scripts/lib/bench-writeback.sh"
+    bench_writeback "$@"
     ;;
 build)
     shift

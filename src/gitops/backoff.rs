@@ -16,7 +16,7 @@
 //! Simulated and measured (`scripts/bench.sh race`), these constants keep the busiest job of
 //! 128 under 18 attempts while the branch idles for less than half a round per update.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Contention added by each lost race: a loss means others pushed on the same tip.
 const LOSS: f64 = 2.0;
@@ -29,57 +29,93 @@ const FIRST_ROUND: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
+    /// How long our pushes took to come back.
     round: Option<Duration>,
-    /// Our estimate of how many jobs are pushing to the branch, ourselves included.
-    contention: f64,
+    /// How long the branch took per landed commit while we waited: the round as the branch
+    /// lives it (a push made in the first burst of a race takes far longer than the rest).
+    interval: Option<Duration>,
     /// Jobs expected to write at once; 0 when unknown.
     expected: u32,
+    /// How much of `expected` we still believe: halved each time a long wait saw the branch
+    /// idle, as it is when fewer jobs race than the overlay has images.
+    trust: f64,
+    /// Races lost so far.
+    losses: u32,
     /// Commits landed since we started.
     landed: u32,
-    lost_before: bool,
+    /// What the lost races say: [`LOSS`] for each, less one for each landed commit, at least 1.
+    learned: f64,
+    /// When we last looked at the tip, and whether we waited since.
+    looked: Option<(Instant, bool)>,
 }
 
 impl Backoff {
     pub(crate) fn new(expected: u32) -> Self {
         Backoff {
             round: None,
-            contention: 1.0,
+            interval: None,
             expected,
+            trust: 1.0,
+            losses: 0,
             landed: 0,
-            lost_before: false,
+            learned: 1.0,
+            looked: None,
         }
+    }
+
+    /// Our estimate of how many jobs are pushing to the branch, ourselves included: the
+    /// expected jobs not landed yet (once a race is lost: until then nobody competes), or what
+    /// the lost races say, whichever is more.
+    pub(crate) fn contention(&self) -> f64 {
+        if self.losses == 0 {
+            return 1.0;
+        }
+        let expected = (f64::from(self.expected) - f64::from(self.landed)) * self.trust;
+        expected.max(self.learned)
+    }
+
+    /// The time one landed commit takes: what the branch showed while we waited, else how
+    /// long our pushes took.
+    fn round(&self) -> Duration {
+        self.interval.or(self.round).unwrap_or(FIRST_ROUND)
     }
 
     /// A push reached the remote and came back after `took`.
     pub(crate) fn pushed(&mut self, took: Duration) {
-        self.round = Some(match self.round {
-            None => took,
-            Some(r) => (r + took) / 2,
-        });
+        self.round = Some(self.round.map_or(took, |r| (r + took) / 2));
     }
 
     /// We lost a compare-and-swap. `u` is uniform in `[0, 1)`. Returns how long to wait before
     /// fetching again.
     pub(crate) fn lost(&mut self, u: f64) -> Duration {
-        if !std::mem::replace(&mut self.lost_before, true) {
-            let left = f64::from(self.expected.saturating_sub(self.landed));
-            self.contention = self.contention.max(left);
+        self.losses += 1;
+        self.learned += LOSS;
+        if let Some((_, waited)) = &mut self.looked {
+            *waited = true;
         }
-        self.contention += LOSS;
-        let round = self.round.unwrap_or(FIRST_ROUND).as_secs_f64();
-        let window = (round * self.contention / PUSHERS_PER_ROUND).min(CAP.as_secs_f64());
+        let window = (self.round().as_secs_f64() * self.contention() / PUSHERS_PER_ROUND)
+            .min(CAP.as_secs_f64());
         Duration::from_secs_f64(window * u.clamp(0.0, 1.0))
     }
 
-    /// A fetch showed `landed` new commits since our previous one: that many jobs are done.
-    pub(crate) fn landed(&mut self, landed: u32) {
+    /// A fetch at `now` showed `landed` new commits since our previous one: that many jobs are
+    /// done, and that is how busy the branch was.
+    pub(crate) fn looked(&mut self, landed: u32, now: Instant) {
+        if let Some((then, waited)) = self.looked {
+            let span = now.saturating_duration_since(then);
+            // Besides the push that beat ours, nothing landed in a wait of two rounds or more:
+            // the branch sat idle, so fewer jobs race than we believed.
+            if waited && landed <= 1 && span >= 3 * self.round() {
+                self.trust /= 2.0;
+            }
+            if landed > 0 {
+                let sample = span / landed;
+                self.interval = Some(self.interval.map_or(sample, |i| (i + sample) / 2));
+            }
+        }
+        self.looked = Some((now, false));
         self.landed = self.landed.saturating_add(landed);
-        self.contention = (self.contention - f64::from(landed)).max(1.0);
-    }
-
-    #[cfg(test)]
-    pub(crate) fn contention(&self) -> f64 {
-        self.contention
+        self.learned = (self.learned - f64::from(landed)).max(1.0);
     }
 }
 
@@ -112,32 +148,65 @@ mod tests {
         b.lost(0.5);
         b.lost(0.5);
         assert_eq!(b.contention(), 1.0 + 2.0 * LOSS);
-        b.landed(3);
+        b.looked(3, Instant::now());
         assert_eq!(b.contention(), 2.0 * LOSS - 2.0);
-        b.landed(100);
+        b.looked(100, Instant::now());
         assert_eq!(b.contention(), 1.0);
-        b.landed(0);
+        b.looked(0, Instant::now());
         assert_eq!(b.contention(), 1.0);
     }
 
     #[test]
-    fn the_first_loss_starts_from_the_expected_contenders_not_yet_landed() {
+    fn once_a_race_is_lost_the_expected_jobs_not_landed_yet_are_the_estimate() {
         let mut b = Backoff::new(32);
-        b.landed(2);
+        assert_eq!(b.contention(), 1.0, "nobody competes before a loss");
+        b.looked(2, Instant::now());
         b.pushed(ms(300));
         b.lost(0.5);
-        assert_eq!(b.contention(), 30.0 + LOSS);
+        assert_eq!(b.contention(), 30.0);
         b.lost(0.5);
         assert_eq!(
             b.contention(),
-            30.0 + 2.0 * LOSS,
-            "only the first loss uses it"
+            30.0,
+            "losses do not add to what is expected"
         );
-        // A job that has seen most of them land starts low.
-        let mut late = Backoff::new(32);
-        late.landed(40);
-        late.lost(0.5);
-        assert_eq!(late.contention(), 1.0 + LOSS);
+        b.looked(27, Instant::now());
+        assert_eq!(b.contention(), 3.0, "the last jobs wait less");
+        // More jobs than expected: the losses say so.
+        let mut few = Backoff::new(2);
+        for _ in 0..5 {
+            few.lost(0.5);
+        }
+        assert_eq!(few.contention(), 1.0 + 5.0 * LOSS);
+    }
+
+    #[test]
+    fn a_long_wait_that_saw_the_branch_idle_halves_what_we_expect() {
+        let mut b = Backoff::new(64);
+        let t0 = Instant::now();
+        b.looked(0, t0);
+        b.pushed(ms(300));
+        b.lost(0.5);
+        assert_eq!(b.contention(), 64.0);
+        // Two seconds later only the push that beat ours had landed.
+        b.looked(1, t0 + Duration::from_secs(2));
+        assert_eq!(b.contention(), 63.0 / 2.0);
+        // A busy branch (a commit every 0.4 s) keeps the estimate, and sets the round.
+        b.lost(0.5);
+        b.looked(5, t0 + Duration::from_secs(4));
+        assert_eq!(b.contention(), 58.0 / 2.0);
+        assert_eq!(b.round(), ms(1200), "(2 s + 0.4 s) / 2: the branch's pace");
+    }
+
+    #[test]
+    fn the_round_is_what_the_branch_takes_per_commit_once_seen() {
+        let mut b = Backoff::new(0);
+        let t0 = Instant::now();
+        b.looked(0, t0);
+        b.pushed(Duration::from_secs(3));
+        b.lost(0.5);
+        b.looked(10, t0 + Duration::from_secs(4));
+        assert_eq!(b.round(), ms(400));
     }
 
     #[test]

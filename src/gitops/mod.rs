@@ -507,10 +507,10 @@ impl<'o> Attempts<'o> {
             return Ok(Step::Done(self.outcome(true, Some(tip), Some(tip))));
         }
         // How many jobs landed since we last looked.
-        if let Some(last) = self.last_tip {
-            self.backoff
-                .landed(count_between(&self.scratch.repo, last, tip));
-        }
+        let landed = self
+            .last_tip
+            .map_or(0, |last| count_between(&self.scratch.repo, last, tip));
+        self.backoff.looked(landed, Instant::now());
         let _ = self
             .scratch
             .repo

@@ -37,7 +37,10 @@ impl Scratch {
             .prefix(prefix)
             .tempdir()
             .map_err(GitopsError::CreateScratch)?;
-        Repository::init_bare(dir.path()).map_err(GitopsError::InitScratch)?;
+        // No templates: their sample hooks are a dozen files nobody runs.
+        let mut init = git2::RepositoryInitOptions::new();
+        init.bare(true).external_template(false);
+        Repository::init_opts(dir.path(), &init).map_err(GitopsError::InitScratch)?;
         let attempt = match workspace {
             Some(ws) => workspace_objects(ws).and_then(|b| borrow(dir.path(), &b).map(|r| (r, b))),
             None => Err("no workspace".to_string()),
