@@ -578,6 +578,76 @@ fn thirty_two_racing_jobs_over_git_daemon_with_a_slow_hook_all_land() {
     race_and_check(&slow_daemon_remote(), 32);
 }
 
+/// A git daemon remote whose overlay lists `n` job services besides the seed's, as a
+/// one-job-per-service matrix has it, with a pre-receive hook sleeping `hook`.
+fn matrix_remote(n: usize, hook: &str) -> Remote {
+    let remote = Remote::served(Server::GitDaemon);
+    let ws = Workspace::clone_of(&remote);
+    let path = ws.path.join(OVERLAY_FILE);
+    let mut overlay = std::fs::read_to_string(&path).unwrap();
+    for i in 0..n {
+        let name = job_service(i);
+        overlay.push_str(&format!(
+            "  - name: {name}\n    newName: registry.local/nova/{name}\n    newTag: seed\n"
+        ));
+    }
+    std::fs::write(&path, overlay).unwrap();
+    git(&ws.path, &["commit", "-qam", "the matrix's services"]);
+    git(
+        &ws.path,
+        &["push", "-q", remote.dir.to_str().unwrap(), "HEAD:main"],
+    );
+    remote.hook(&format!("sleep {hook}"));
+    remote
+}
+
+/// `n` jobs with default inputs all land, one commit each; prints the attempts and what the
+/// loop met, for the record (the attempt ceiling is measured in `scripts/bench.sh race`).
+fn headroom(n: usize, hook: &str) {
+    let _serial = race_lock();
+    let remote = matrix_remote(n, hook);
+    let base = remote.commit_count();
+    let round = format!("h{n}");
+    let started = Instant::now();
+    let runs = race(&remote, n, &round);
+    let took = started.elapsed();
+    let failed: Vec<usize> = (0..n).filter(|&i| !runs[i].success()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {n} jobs failed; the first:\n{}",
+        failed.len(),
+        runs[failed[0]].all_output()
+    );
+    let overlay = remote.overlay();
+    let landed = (0..n)
+        .filter(|&i| new_tag(&overlay, &job_service(i)).as_deref() == Some(&format!("{round}-{i}")))
+        .count();
+    assert_eq!(landed, n, "every update landed");
+    assert_eq!(remote.commit_count(), base + n, "one commit per job");
+    let mut attempts: Vec<u32> = runs
+        .iter()
+        .map(|r| r.output("attempts").parse().unwrap())
+        .collect();
+    attempts.sort_unstable();
+    eprintln!(
+        "{n} jobs, hook sleep {hook}: all landed in {took:.1?}; attempts median {}, max {}",
+        attempts[n / 2],
+        attempts[n - 1]
+    );
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn a_hundred_and_twenty_eight_jobs_with_a_tenth_of_a_second_hook_all_land_with_defaults() {
+    headroom(128, "0.1");
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn sixty_four_jobs_with_a_slow_hook_all_land_with_defaults() {
+    headroom(64, "0.3");
+}
+
 /// The `attempt N:` progress lines a run printed.
 fn attempt_lines(run: &Run) -> usize {
     run.stdout
