@@ -71,7 +71,7 @@ job_reapply() {
     name=$(job_name "$2")
     cd "$ws" || return
     for ((try = 1; try <= 20; try++)); do
-        if ! { git fetch -q origin main && git reset -q --hard origin/main; }; then
+        if ! { git fetch -q origin main 2>>"$WORK/out/$1-$2.log" && git reset -q --hard origin/main; }; then
             sleep "$(jitter "$try")"
             continue
         fi

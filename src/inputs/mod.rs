@@ -4,6 +4,7 @@
 //! [`INPUTS`] is the table `action.yml` mirrors; `parse.rs` reads it one section at a time
 //! (job, AWS, registry, build, set-image, git); `check.rs` holds the grammars of the values.
 
+mod build;
 mod check;
 mod parse;
 
