@@ -135,15 +135,32 @@ pub async fn build(
         line_out(&format!("::stop-commands::{token}"));
     }
     let docker = client::with_timeout(docker, BUILD_TIMEOUT);
-    let result = match req.builder {
-        Builder::BuildKit => buildkit::build(&docker, req, creds).await,
-        Builder::Classic => classic::build(&docker, req, creds, runner).await,
+    let run = || async {
+        match req.builder {
+            Builder::BuildKit => buildkit::build(&docker, req, creds).await,
+            Builder::Classic => classic::build(&docker, req, creds, runner).await,
+        }
     };
+    let mut result = run().await;
+    // The daemon's JSON-lines output can end mid-line (bollard then says "bytes remaining on
+    // stream"), after every step ran: seen about once in a few hundred builds on dockerd 20.10.
+    // What the lost lines said cannot be known, and a build is repeatable and by now cached,
+    // so it runs once more.
+    if result.as_ref().is_err_and(cut_off) {
+        line_out("the daemon's build output ended mid-line; building again (cached)");
+        result = run().await;
+    }
     if let Some(token) = &stop {
         line_out(&format!("::{token}::"));
     }
     runner.end_group();
     result
+}
+
+/// A build whose output stream ended inside a line.
+fn cut_off(e: &DockerError) -> bool {
+    matches!(e, DockerError::Build { source: bollard::errors::Error::IOError { err }, .. }
+        if err.kind() == std::io::ErrorKind::Other && err.to_string() == "bytes remaining on stream")
 }
 
 fn stop_token() -> String {
@@ -163,6 +180,23 @@ pub(super) fn build_args(req: &BuildRequest) -> Option<HashMap<String, String>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_output_stream_that_ends_inside_a_line_is_built_again() {
+        let build = |err: std::io::Error| DockerError::Build {
+            image: "r/a:1".into(),
+            source: bollard::errors::Error::IOError { err },
+        };
+        assert!(cut_off(&build(std::io::Error::other(
+            "bytes remaining on stream"
+        ))));
+        assert!(!cut_off(&build(std::io::Error::other("connection reset"))));
+        assert!(!cut_off(&build(std::io::ErrorKind::BrokenPipe.into())));
+        assert!(!cut_off(&DockerError::BuildFailed {
+            image: "r/a:1".into(),
+            message: "bytes remaining on stream".into(),
+        }));
+    }
 
     #[test]
     fn oci_labels_name_source_revision_and_created() {
