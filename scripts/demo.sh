@@ -59,7 +59,7 @@ if [[ -z ${DA_DEMO_BIN:-} ]] && ! command -v cargo >/dev/null; then
     da_die "cargo not found: install Rust 1.95+ (https://rustup.rs), or set DA_DEMO_BIN to a built binary"
 fi
 if [[ -n ${DA_DEMO_BIN:-} ]]; then
-    BIN=$DA_DEMO_BIN # a binary built elsewhere
+    BIN=$(realpath "$DA_DEMO_BIN") # a binary built elsewhere; the jobs run in other directories
 else
     BIN=$(bash "$ROOT/scripts/image.sh" binary)
 fi
