@@ -244,14 +244,14 @@ fn lose_then_land(
     max_attempts: u32,
 ) -> (Result<Outcome, GitopsError>, usize) {
     let mut calls = 0;
+    let mut add = append("# v2\n");
     let mut edit = |read: &TipReader<'_>| {
         calls += 1;
-        let mut text = String::from_utf8(read(OVERLAY_FILE).unwrap())?;
-        text.push_str("# v2\n");
+        let files = add(read)?;
         if calls <= losses {
             land_competing_commit(remote, calls);
         }
-        Ok(vec![(OVERLAY_FILE.to_string(), text.into_bytes())])
+        Ok(files)
     };
     let opts = WriteBack {
         max_attempts,
@@ -298,12 +298,11 @@ fn a_stale_push_over_git_daemon_is_not_sent_and_the_edit_is_reapplied_on_the_new
 fn stale_pushes_are_bounded_by_the_deadline() {
     let remote = Remote::file();
     let mut calls = 0;
+    let mut add = append("# v2\n");
     let mut edit = |read: &TipReader<'_>| {
         calls += 1;
         land_competing_commit(&remote, calls);
-        let mut text = String::from_utf8(read(OVERLAY_FILE).unwrap())?;
-        text.push_str("# v2\n");
-        Ok(vec![(OVERLAY_FILE.to_string(), text.into_bytes())])
+        add(read)
     };
     let opts = WriteBack {
         deadline: Duration::from_secs(2),
@@ -357,11 +356,10 @@ fn lost_races_are_bounded_by_max_attempts() {
     let remote = Remote::served(Server::GitDaemon);
     lose_every_race(&remote, 10);
     let mut calls = 0;
+    let mut add = append("# v2\n");
     let mut edit = |read: &TipReader<'_>| {
         calls += 1;
-        let mut text = String::from_utf8(read(OVERLAY_FILE).unwrap())?;
-        text.push_str("# v2\n");
-        Ok(vec![(OVERLAY_FILE.to_string(), text.into_bytes())])
+        add(read)
     };
     let opts = WriteBack {
         max_attempts: 3,
