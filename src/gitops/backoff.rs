@@ -74,10 +74,15 @@ impl Backoff {
         expected.max(self.learned)
     }
 
-    /// The time one landed commit takes: what the branch showed while we waited, else how
-    /// long our pushes took.
+    /// The time one landed commit takes. Both measures run long, each in its own way: our
+    /// pushes come back late while a burst of jobs shares the CPU, and the branch's pace slows
+    /// when it idles, as it does in a race's tail (taking that pace would make the last jobs
+    /// wait longer still). The shorter of the two is the round.
     fn round(&self) -> Duration {
-        self.interval.or(self.round).unwrap_or(FIRST_ROUND)
+        match (self.interval, self.round) {
+            (Some(i), Some(r)) => i.min(r),
+            (i, r) => i.or(r).unwrap_or(FIRST_ROUND),
+        }
     }
 
     /// A push reached the remote and came back after `took`.
@@ -191,11 +196,15 @@ mod tests {
         // Two seconds later only the push that beat ours had landed.
         b.looked(1, t0 + Duration::from_secs(2));
         assert_eq!(b.contention(), 63.0 / 2.0);
-        // A busy branch (a commit every 0.4 s) keeps the estimate, and sets the round.
+        // A busy branch (a commit every 0.4 s) keeps the estimate.
         b.lost(0.5);
         b.looked(5, t0 + Duration::from_secs(4));
         assert_eq!(b.contention(), 58.0 / 2.0);
-        assert_eq!(b.round(), ms(1200), "(2 s + 0.4 s) / 2: the branch's pace");
+        assert_eq!(
+            b.round(),
+            ms(300),
+            "our pushes' 0.3 s, not the branch's pace of (2 s + 0.4 s) / 2, which idled"
+        );
     }
 
     #[test]
@@ -207,6 +216,21 @@ mod tests {
         b.lost(0.5);
         b.looked(10, t0 + Duration::from_secs(4));
         assert_eq!(b.round(), ms(400));
+    }
+
+    #[test]
+    fn an_idle_branch_does_not_stretch_the_round_past_our_own_pushes() {
+        let mut b = Backoff::new(4);
+        let t0 = Instant::now();
+        b.looked(0, t0);
+        b.pushed(ms(400));
+        let before = b.lost(1.0);
+        // The race's tail: one commit in three seconds.
+        b.looked(1, t0 + Duration::from_secs(3));
+        b.pushed(ms(400));
+        let after = b.lost(1.0);
+        assert_eq!(b.round(), ms(400));
+        assert!(after <= before, "{after:?} > {before:?}");
     }
 
     #[test]
