@@ -33,6 +33,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // First, while this is the only thread: it sets an environment variable.
+    deploy_action::gitops::start();
     let cli = Cli::parse();
     let runner = Runner::from_env();
     let result = match cli.command {

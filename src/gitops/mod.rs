@@ -22,6 +22,7 @@ mod backoff;
 mod classify;
 mod history;
 mod scratch;
+mod tls;
 mod transport;
 mod workspace;
 
@@ -37,6 +38,7 @@ use self::backoff::Backoff;
 use self::classify::{Fault, Refusal};
 pub use self::history::{History, Placement};
 use self::scratch::Scratch;
+pub use self::tls::start;
 use self::transport::{NetError, Pushed, Remote};
 pub use self::workspace::{workspace_branch, workspace_origin};
 use crate::failure::Hint;

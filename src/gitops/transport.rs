@@ -84,6 +84,7 @@ pub(crate) struct Remote {
 
 impl Remote {
     pub(crate) fn new(url: &str, branch: &str, token: Option<&SecretString>) -> Remote {
+        super::tls::trust_bundle_for(url);
         let local = local_path(url);
         let mut secrets = Vec::new();
         let header = token.filter(|t| !t.expose_secret().is_empty()).map(|t| {
