@@ -74,15 +74,10 @@ impl Backoff {
         expected.max(self.learned)
     }
 
-    /// The time one landed commit takes. Both measures run long, each in its own way: our
-    /// pushes come back late while a burst of jobs shares the CPU, and the branch's pace slows
-    /// when it idles, as it does in a race's tail (taking that pace would make the last jobs
-    /// wait longer still). The shorter of the two is the round.
+    /// The time one landed commit takes: what the branch showed while we waited, else how
+    /// long our pushes took.
     fn round(&self) -> Duration {
-        match (self.interval, self.round) {
-            (Some(i), Some(r)) => i.min(r),
-            (i, r) => i.or(r).unwrap_or(FIRST_ROUND),
-        }
+        self.interval.or(self.round).unwrap_or(FIRST_ROUND)
     }
 
     /// A push reached the remote and came back after `took`.
@@ -113,7 +108,10 @@ impl Backoff {
             if waited && landed <= 1 && span >= 3 * self.round() {
                 self.trust /= 2.0;
             }
-            if landed > 0 {
+            // One commit in two rounds or more is an idle branch, not its pace: taking it would
+            // make the last jobs of a race wait longer still.
+            let idle = landed == 1 && span >= 2 * self.round();
+            if landed > 0 && !idle {
                 let sample = span / landed;
                 self.interval = Some(self.interval.map_or(sample, |i| (i + sample) / 2));
             }
@@ -202,8 +200,8 @@ mod tests {
         assert_eq!(b.contention(), 58.0 / 2.0);
         assert_eq!(
             b.round(),
-            ms(300),
-            "our pushes' 0.3 s, not the branch's pace of (2 s + 0.4 s) / 2, which idled"
+            ms(400),
+            "the busy branch's pace; the idle two seconds are not a pace"
         );
     }
 
@@ -229,7 +227,7 @@ mod tests {
         b.looked(1, t0 + Duration::from_secs(3));
         b.pushed(ms(400));
         let after = b.lost(1.0);
-        assert_eq!(b.round(), ms(400));
+        assert_eq!(b.round(), ms(400), "still our pushes' time");
         assert!(after <= before, "{after:?} > {before:?}");
     }
 
