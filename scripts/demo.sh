@@ -222,3 +222,4 @@ if [[ $BEFORE == "$AFTER" ]]; then
 else
     bold "Done in $(da_since "$T0"). Run scripts/demo.sh again: every job skips the build and finds the overlay up to date."
 fi
+echo "The sandbox's services are still running, for a re-run or a look around; scripts/services.sh stop stops them."
