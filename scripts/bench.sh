@@ -17,7 +17,11 @@
 # needed (ours: pushes that reached the server on the current tip; the shells: pushes), the
 # 90th percentile, pushes sent to the server per landed update (ours: attempts plus pushes found
 # stale in negotiation; the shells: every push), our lost races, stale pushes and connection
-# retries, and the wall time; then the median wall per method, ours/reapply and ours/floor.
+# retries, the wall time, and when updates landed (a post-update hook logs each): the first
+# landing after the release and the median and shortest gaps between landings. Then, per
+# method, the median wall, ours/reapply and ours/floor, and the wall taken apart: the first
+# landing, (landed - 1) x the shortest gap (what one update costs the server at best: fetch,
+# push, hook) and the time waited beyond it (nobody was pushing on the new tip).
 #
 # writeback: a monorepo whose tip holds MiB of incompressible files under backend/, a depth-1
 # checkout of it, and a sibling job's commit landed after the checkout, over git daemon. One job

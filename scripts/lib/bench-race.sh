@@ -22,7 +22,26 @@ seed_repo() { # name
     git -C "$seed" push -q "$bare" main
     rm -rf "$seed"
     printf '#!/bin/sh\n%s\n' "$HOOK" >"$bare/hooks/pre-receive"
-    chmod +x "$bare/hooks/pre-receive"
+    # When each update landed (after the ref moved, so off the branch's critical path).
+    printf '#!/bin/sh\ndate +%%s%%N >>%s\n' "$WORK/landed-$1" >"$bare/hooks/post-update"
+    chmod +x "$bare/hooks/pre-receive" "$bare/hooks/post-update"
+}
+
+# "first median shortest waited": seconds from the release to the first landing, the median and
+# shortest gaps between landings, and the sum of every gap's excess over the shortest. The
+# shortest gap is what one update costs this server at best (fetch, push, hook); the excess is
+# time nobody was pushing on the new tip.
+landings() { # run t0_ms
+    local log=$WORK/landed-$1 first
+    [[ -s $log ]] || { echo "- - - -"; return; }
+    first=$(sort -n "$log" | head -1 | awk -v t0="$2" '{ printf "%.2f", $1 / 1e9 - t0 / 1000 }')
+    sort -n "$log" | awk 'NR > 1 { printf "%.3f\n", ($1 - prev) / 1e9 } { prev = $1 }' | sort -n |
+        awk -v first="$first" '{ g[NR] = $1; sum += $1 }
+            END {
+                if (NR == 0) { printf "%s 0 0 0\n", first; exit }
+                med = (NR % 2) ? g[(NR + 1) / 2] : (g[NR / 2] + g[NR / 2 + 1]) / 2
+                printf "%s %.2f %.2f %.2f\n", first, med, g[1], sum - NR * g[1]
+            }'
 }
 
 # One clone per job, made before the barrier so only the race is timed.
@@ -137,8 +156,8 @@ run_method() { # method round
     report "$m" "$id" "$t0" "$t1"
 }
 
-declare -A WALLS MAXES
-ROW='%-8s %5s %8s %6s %5s %4s %4s %7s %5s %5s %5s %7s %7s\n'
+declare -A WALLS MAXES FIRSTS GAPS SHORTEST WAITED
+ROW='%-8s %5s %8s %6s %5s %4s %4s %7s %5s %5s %5s %7s %7s %6s %6s %6s\n'
 report() { # method run t0_ms t1_ms
     local m=$1 id=$2 text landed=0 failed=0 pushes=0 lost=0 stale=0 conn=0 i rc n p l st c wall
     local -a counts=()
@@ -158,11 +177,15 @@ report() { # method run t0_ms t1_ms
     wall=$(da_secs "$3" "$4")
     WALLS[$N/$m]+="$wall "
     MAXES[$N/$m]+="$most "
+    local first gap shortest waited
+    read -r first gap shortest waited <<<"$(landings "$id" "$3")"
+    FIRSTS[$N/$m]+="$first " GAPS[$N/$m]+="$gap " SHORTEST[$N/$m]+="$shortest " WAITED[$N/$m]+="$waited "
     # shellcheck disable=SC2059
     printf "$ROW" "$m" "$N" "$landed/$N" "$failed" "$median" "$p90" "$most" \
         "$(awk -v p="$pushes" -v l="$landed" 'BEGIN { printf "%.2f", (l ? p / l : 0) }')" \
         "$lost" "$stale" "$conn" "$wall" \
-        "$(awk -v w="$wall" -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { printf "%.2f", w / (n * h) }')"
+        "$(awk -v w="$wall" -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { printf "%.2f", w / (n * h) }')" \
+        "$first" "$gap" "$shortest"
 }
 
 bench_race() {
@@ -183,7 +206,7 @@ bench_race() {
 
     da_log "race: N = ${sizes[*]}, pre-receive hook \`$HOOK\`, methods: $METHODS, rounds: $rounds"
     # shellcheck disable=SC2059
-    printf "$ROW" method N landed failed med p90 max push/ld lost stale conn wall_s /floor
+    printf "$ROW" method N landed failed med p90 max push/ld lost stale conn wall_s /floor 1st_s gap_s gap_mn
     local m r ours base
     for N in "${sizes[@]}"; do
         for ((r = 1; r <= rounds; r++)); do
@@ -198,6 +221,12 @@ bench_race() {
                 "$(awk -v w="$(median <<<"${WALLS[$N/$m]}")" -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { print w / (n * h) }')" \
                 "$(awk -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { print n * h }')" \
                 "$(tr ' ' '\n' <<<"${MAXES[$N/$m]}" | grep . | sort -n | tail -1)"
+            # Medians over rounds: wall = first landing + (landed - 1) x shortest gap + waited.
+            awk -v n="$N" -v m="$m" -v f="$(median <<<"${FIRSTS[$N/$m]//-/}")" \
+                -v md="$(median <<<"${GAPS[$N/$m]//-/}")" -v s="$(median <<<"${SHORTEST[$N/$m]//-/}")" \
+                -v w="$(median <<<"${WAITED[$N/$m]//-/}")" 'BEGIN {
+                    printf "N=%-4s %-8s first landing %.2f s; gaps between landings: median %.2f s, shortest %.2f s; waited beyond the shortest gap: %.2f s\n",
+                        n, m, f, md, s, w }'
         done
         if [[ -n ${WALLS[$N/ours]:-} && -n ${WALLS[$N/reapply]:-} ]]; then
             ours=$(median <<<"${WALLS[$N/ours]}")
