@@ -1,7 +1,7 @@
 //! libgit2's CA bundle, loaded only when a remote is https.
 //!
 //! libgit2 starts OpenSSL at its first use and has it parse the whole CA bundle named by
-//! `SSL_CERT_FILE` there and then: about 50 ms of CPU in every job, though git://, ssh and
+//! `SSL_CERT_FILE` there and then: about 45 ms of CPU in every job, though git://, ssh and
 //! file remotes never use it. When 32 jobs start on one runner's two cores that is a second
 //! before the first push of a race. So [`start`] lets libgit2 start with an empty bundle, and
 //! [`trust_bundle_for`] loads the real one when a remote is https. `SSL_CERT_DIR` lookups are
