@@ -9,7 +9,8 @@
 //!    a lease: if the remote's branch is not that tip any more, the push is aborted during
 //!    negotiation and we fetch again at once.
 //!
-//! A lost compare-and-swap is retried after a contention-adaptive jitter (see `backoff.rs`); auth
+//! A lost compare-and-swap is retried after a contention-adaptive jitter and on the next
+//! commit to land (see `backoff.rs`); auth
 //! failures, protected branches and declining hooks stop at once, with the remote's message;
 //! network errors are retried a few times. The loop is bounded by `max_attempts` and a
 //! deadline, and never force-pushes. Each push attempt prints one line to stdout.
@@ -104,6 +105,10 @@ pub struct Stats {
     pub stale: u32,
     /// Fetches and pushes retried after a connection failure.
     pub connection_retries: u32,
+    /// Fetches, the looks for a landing included.
+    pub fetches: u32,
+    /// Fetches that found the tip unchanged while we waited for the next landing.
+    pub looks: u32,
     /// Bytes all fetches received.
     pub fetched_bytes: u64,
 }
@@ -344,6 +349,19 @@ struct Attempts<'o> {
     last_tip: Option<Oid>,
     /// Commits whose push broke off mid-way: they may have landed.
     unsure: Vec<Oid>,
+    /// When we first saw `last_tip`.
+    seen_since: Instant,
+    watch: Watch,
+}
+
+/// Waiting for the next landing after a lost race (see `backoff.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    Off,
+    /// The backoff is over: the next fetch names the tip to watch.
+    Armed,
+    /// Waiting for the branch to move from this tip.
+    On(Oid),
 }
 
 impl<'o> Attempts<'o> {
@@ -366,6 +384,8 @@ impl<'o> Attempts<'o> {
             net_tries: 0,
             last_tip: None,
             unsure: Vec::new(),
+            seen_since: Instant::now(),
+            watch: Watch::Off,
         })
     }
 
@@ -391,7 +411,7 @@ impl<'o> Attempts<'o> {
     fn summarize(&self, outcome: Option<&Outcome>) {
         let s = &self.stats;
         println!(
-            "write-back: {} attempt(s), {} lost race(s), {} stale push(es) not sent, {} connection retr{}, {} fetched ({} bytes){}",
+            "write-back: {} attempt(s), {} lost race(s), {} stale push(es) not sent, {} connection retr{}, {} fetch(es) ({} looking for a landing), {} fetched ({} bytes){}",
             self.pushes,
             s.lost,
             s.stale,
@@ -401,6 +421,8 @@ impl<'o> Attempts<'o> {
             } else {
                 "ies"
             },
+            s.fetches,
+            s.looks,
             human_bytes(self.remote.fetched_bytes()),
             self.remote.fetched_bytes(),
             match outcome {
@@ -487,6 +509,7 @@ impl<'o> Attempts<'o> {
         if self.started.elapsed() >= self.opts.deadline {
             return Err(self.gave_up("the deadline passed"));
         }
+        self.stats.fetches += 1;
         let tip = match self.remote.fetch(&self.scratch.repo) {
             Ok(Some(tip)) => tip,
             Ok(None) => return Err(self.branch_missing()),
@@ -500,6 +523,13 @@ impl<'o> Attempts<'o> {
             }
         };
         self.net_tries = 0;
+        if self.watch == Watch::On(tip) {
+            if self.seen_since.elapsed() < self.backoff.hold() {
+                self.stats.looks += 1;
+                return Ok(self.look_again());
+            }
+            self.watch = Watch::Off;
+        }
         if self.unsure.contains(&tip) {
             println!(
                 "{} is at {}: our earlier push landed after all",
@@ -517,7 +547,19 @@ impl<'o> Attempts<'o> {
             .scratch
             .repo
             .reference(transport::SEEN_REF, tip, true, "");
+        if self.last_tip != Some(tip) {
+            self.seen_since = Instant::now();
+        }
         self.last_tip = Some(tip);
+        match self.watch {
+            // It moved: a push just landed, and the round on this tip is ours to take.
+            Watch::On(_) => self.watch = Watch::Off,
+            Watch::Armed if self.seen_since.elapsed() < self.backoff.hold() => {
+                self.watch = Watch::On(tip);
+                return Ok(self.look_again());
+            }
+            Watch::Armed | Watch::Off => self.watch = Watch::Off,
+        }
 
         if let Some(newer) = self.guard_at(tip, guard)? {
             println!(
@@ -548,6 +590,14 @@ impl<'o> Attempts<'o> {
             return Err(self.gave_up("the branch kept moving"));
         }
         self.push(commit, tip)
+    }
+
+    /// Another look at the tip, soon: we are waiting for the next landing.
+    fn look_again(&self) -> Step {
+        Step::Wait(
+            self.backoff.look_every(),
+            self.gave_up("the deadline passed"),
+        )
     }
 
     fn read_tip(&self, tip: Oid) -> impl Fn(git2::Error) -> GitopsError + '_ {
@@ -660,8 +710,9 @@ impl<'o> Attempts<'o> {
                 self.stats.lost += 1;
                 self.backoff.pushed(push_started.elapsed());
                 let wait = self.backoff.lost(rand::rng().random());
+                self.watch = Watch::Armed;
                 println!(
-                    "attempt {n}: lost the race for {branch}, retrying in {} ms",
+                    "attempt {n}: lost the race for {branch}, retrying in {} ms on the next commit to land",
                     wait.as_millis()
                 );
                 Ok(Step::Wait(wait, self.gave_up("the deadline passed")))

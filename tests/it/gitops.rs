@@ -386,6 +386,38 @@ fn lost_races_are_bounded_by_max_attempts() {
     );
 }
 
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn after_a_lost_race_the_job_looks_for_the_next_landing_before_pushing_again() {
+    let remote = Remote::served(Server::GitDaemon);
+    lose_every_race(&remote, 1);
+    // The same hook, slowed: a round long enough to look at the tip within it.
+    let hook = std::fs::read_to_string(remote.dir.join("hooks/pre-receive")).unwrap();
+    let body = hook.split_once('\n').map_or(hook.as_str(), |(_, b)| b);
+    remote.hook(&format!("{body}\nsleep 0.3"));
+    let competitor = git(&remote.dir, &["rev-parse", "refs/competitors/1"]);
+
+    let outcome = gitops::write_back(&options(&remote), &mut append("# v2\n")).unwrap();
+
+    assert_eq!(
+        (outcome.attempts, outcome.stats.lost),
+        (2, 1),
+        "{outcome:?}"
+    );
+    assert!(outcome.stats.looks >= 1, "{outcome:?}");
+    assert!(
+        outcome.stats.fetches > outcome.stats.looks + 1,
+        "{outcome:?}"
+    );
+    let commit = outcome.commit.unwrap();
+    assert_eq!(
+        git(&remote.dir, &["rev-parse", &format!("{commit}^")]),
+        competitor,
+        "pushed on the commit that won"
+    );
+    assert_eq!(remote.head(), commit);
+}
+
 /// A git:// URL on a 127.0.0.1 port nobody listens on.
 fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
