@@ -16,7 +16,9 @@
 # For each N and method it prints landed/N, failed jobs, the median and most attempts one job
 # needed (ours: pushes that reached the server on the current tip; the shells: pushes), the
 # 90th percentile, pushes sent to the server per landed update (ours: attempts plus pushes found
-# stale in negotiation; the shells: every push), our lost races, stale pushes and connection
+# stale in negotiation; the shells: every push), fetches per landed update (the shells: each
+# fetch or pull), our looks at the ref advertisement per landed update (no negotiation, no pack:
+# how we wait for a landing), our lost races, stale pushes and connection
 # retries, the wall time, and when updates landed (a post-update hook logs each): the first
 # landing after the release and the median and shortest gaps between landings. Then, per
 # method, the median wall, ours/reapply and ours/floor, and the wall taken apart: the first

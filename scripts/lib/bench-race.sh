@@ -60,7 +60,7 @@ clone_for() { # run i
 # result file.
 
 job_ours() {
-    local ws=$WORK/ws/$1/$2 name out rc=0 attempts lost stale conn
+    local ws=$WORK/ws/$1/$2 name out rc=0 attempts lost stale conn fetches looks
     name=$(job_name "$2")
     out=$WORK/out/$1-$2
     env -i PATH="$PATH" HOME="$WORK" GITHUB_ACTIONS=true GITHUB_WORKSPACE="$ws" \
@@ -69,12 +69,13 @@ job_ours() {
         INPUT_SERVICE="$name" INPUT_TAG="$3" INPUT_BUILD=false INPUT_REGISTRY=registry.local \
         INPUT_REPOSITORY="nova/$name" "INPUT_IMAGE-NAME=$name" \
         "$BIN" >"$out.log" 2>&1 || rc=$?
-    # write-back: A attempt(s), L lost race(s), S stale push(es) not sent, C connection retries, …
+    # write-back: A attempt(s), L lost race(s), S stale push(es) not sent, C connection retries,
+    # F fetch(es), K look(s) for a landing, …
     local stats
-    stats=$(sed -n 's/^write-back: \([0-9]*\) attempt(s), \([0-9]*\) lost race(s), \([0-9]*\) stale push(es) not sent, \([0-9]*\) connection retr.*/\1 \2 \3 \4/p' "$out.log" | tail -1)
-    [[ -n $stats ]] || stats="$(grep -c '^attempt [0-9]*:' "$out.log" || true) 0 0 0"
-    read -r attempts lost stale conn <<<"$stats"
-    echo "$rc $attempts $((attempts + stale)) $lost $stale $conn" >"$WORK/res/$1/$2"
+    stats=$(sed -n 's/^write-back: \([0-9]*\) attempt(s), \([0-9]*\) lost race(s), \([0-9]*\) stale push(es) not sent, \([0-9]*\) connection retr[a-z]*, \([0-9]*\) fetch(es), \([0-9]*\) look.*/\1 \2 \3 \4 \5 \6/p' "$out.log" | tail -1)
+    [[ -n $stats ]] || stats="$(grep -c '^attempt [0-9]*:' "$out.log" || true) 0 0 0 0 0"
+    read -r attempts lost stale conn fetches looks <<<"$stats"
+    echo "$rc $attempts $((attempts + stale)) $lost $stale $conn $fetches $looks" >"$WORK/res/$1/$2"
 }
 
 # Full jitter: a random delay in [0, min(cap, base * 2^retry)), retry counting from 0.
@@ -86,10 +87,11 @@ jitter() { # try (1-based)
 }
 
 job_reapply() {
-    local ws=$WORK/ws/$1/$2 name try attempts=0 rc=1
+    local ws=$WORK/ws/$1/$2 name try attempts=0 fetches=0 rc=1
     name=$(job_name "$2")
     cd "$ws" || return
     for ((try = 1; try <= 20; try++)); do
+        fetches=$((fetches + 1))
         if ! { git fetch -q origin main 2>>"$WORK/out/$1-$2.log" && git reset -q --hard origin/main; }; then
             sleep "$(jitter "$try")"
             continue
@@ -107,7 +109,7 @@ job_reapply() {
         fi
         sleep "$(jitter "$try")"
     done
-    echo "$rc $attempts $attempts 0 0 0" >"$WORK/res/$1/$2"
+    echo "$rc $attempts $attempts 0 0 0 $fetches 0" >"$WORK/res/$1/$2"
 }
 
 job_rebase() {
@@ -124,7 +126,8 @@ job_rebase() {
         git pull -q --rebase origin main 2>/dev/null || git rebase --abort 2>/dev/null || true
         attempts=$((attempts + 1))
     done
-    echo "$rc $attempts $attempts 0 0 0" >"$WORK/res/$1/$2"
+    # Each pull fetched once, the clone made before the barrier did not count.
+    echo "$rc $attempts $attempts 0 0 0 $((attempts - 1)) 0" >"$WORK/res/$1/$2"
 }
 
 # ---------------------------------------------------------------- one race
@@ -157,17 +160,18 @@ run_method() { # method round
 }
 
 declare -A WALLS MAXES FIRSTS GAPS SHORTEST WAITED
-ROW='%-8s %5s %8s %6s %5s %4s %4s %7s %5s %5s %5s %7s %7s %6s %6s %6s\n'
+ROW='%-8s %5s %8s %6s %5s %4s %4s %7s %8s %7s %5s %5s %5s %7s %7s %6s %6s %6s\n'
 report() { # method run t0_ms t1_ms
-    local m=$1 id=$2 text landed=0 failed=0 pushes=0 lost=0 stale=0 conn=0 i rc n p l st c wall
+    local m=$1 id=$2 text landed=0 failed=0 pushes=0 lost=0 stale=0 conn=0 fetches=0 looks=0 i rc n p l st c f k wall
     local -a counts=()
     text=$(git -C "$WORK/git/$id.git" show "main:$FILE")
     for ((i = 0; i < N; i++)); do
         grep -qx "    newTag: t$i-$id" <<<"$text" && landed=$((landed + 1))
-        read -r rc n p l st c <"$WORK/res/$id/$i" || { rc=1 n=0 p=0 l=0 st=0 c=0; }
+        read -r rc n p l st c f k <"$WORK/res/$id/$i" || { rc=1 n=0 p=0 l=0 st=0 c=0 f=0 k=0; }
         ((rc == 0)) || failed=$((failed + 1))
         counts+=("${n:-0}")
         pushes=$((pushes + ${p:-0})) lost=$((lost + ${l:-0})) stale=$((stale + ${st:-0})) conn=$((conn + ${c:-0}))
+        fetches=$((fetches + ${f:-0})) looks=$((looks + ${k:-0}))
     done
     local sorted median most p90
     sorted=$(printf '%s\n' "${counts[@]}" | sort -n)
@@ -183,6 +187,8 @@ report() { # method run t0_ms t1_ms
     # shellcheck disable=SC2059
     printf "$ROW" "$m" "$N" "$landed/$N" "$failed" "$median" "$p90" "$most" \
         "$(awk -v p="$pushes" -v l="$landed" 'BEGIN { printf "%.2f", (l ? p / l : 0) }')" \
+        "$(awk -v p="$fetches" -v l="$landed" 'BEGIN { printf "%.2f", (l ? p / l : 0) }')" \
+        "$(awk -v p="$looks" -v l="$landed" 'BEGIN { printf "%.2f", (l ? p / l : 0) }')" \
         "$lost" "$stale" "$conn" "$wall" \
         "$(awk -v w="$wall" -v n="$N" -v h="$HOOK_SECONDS" 'BEGIN { printf "%.2f", w / (n * h) }')" \
         "$first" "$gap" "$shortest"
@@ -206,7 +212,7 @@ bench_race() {
 
     da_log "race: N = ${sizes[*]}, pre-receive hook \`$HOOK\`, methods: $METHODS, rounds: $rounds"
     # shellcheck disable=SC2059
-    printf "$ROW" method N landed failed med p90 max push/ld lost stale conn wall_s /floor 1st_s gap_s gap_mn
+    printf "$ROW" method N landed failed med p90 max push/ld fetch/ld look/ld lost stale conn wall_s /floor 1st_s gap_s gap_mn
     local m r ours base
     for N in "${sizes[@]}"; do
         for ((r = 1; r <= rounds; r++)); do

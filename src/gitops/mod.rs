@@ -105,9 +105,9 @@ pub struct Stats {
     pub stale: u32,
     /// Fetches and pushes retried after a connection failure.
     pub connection_retries: u32,
-    /// Fetches, the looks for a landing included.
+    /// Fetches of the tip.
     pub fetches: u32,
-    /// Fetches that found the tip unchanged while we waited for the next landing.
+    /// Looks at the remote's ref advertisement while waiting for the next landing.
     pub looks: u32,
     /// Bytes all fetches received.
     pub fetched_bytes: u64,
@@ -411,7 +411,7 @@ impl<'o> Attempts<'o> {
     fn summarize(&self, outcome: Option<&Outcome>) {
         let s = &self.stats;
         println!(
-            "write-back: {} attempt(s), {} lost race(s), {} stale push(es) not sent, {} connection retr{}, {} fetch(es) ({} looking for a landing), {} fetched ({} bytes){}",
+            "write-back: {} attempt(s), {} lost race(s), {} stale push(es) not sent, {} connection retr{}, {} fetch(es), {} look(s) for a landing, {} fetched ({} bytes){}",
             self.pushes,
             s.lost,
             s.stale,
@@ -509,6 +509,28 @@ impl<'o> Attempts<'o> {
         if self.started.elapsed() >= self.opts.deadline {
             return Err(self.gave_up("the deadline passed"));
         }
+        if let Watch::On(watched) = self.watch {
+            if self.seen_since.elapsed() < self.backoff.hold() {
+                self.stats.looks += 1;
+                match self.remote.advertised(&self.scratch.repo) {
+                    Ok(Some(now)) if now == watched => {
+                        self.net_tries = 0;
+                        return Ok(self.look_again());
+                    }
+                    // It moved (or went: the fetch says so): fetch at once.
+                    Ok(_) => self.net_tries = 0,
+                    Err(e) if e.fault == Fault::Network => {
+                        let what = format!("look at {}", self.url);
+                        return self.network_retry(Op::Fetch, e, what);
+                    }
+                    Err(e) => {
+                        self.net_tries = 1;
+                        return Err(self.net_failed(Op::Fetch, e));
+                    }
+                }
+            }
+            self.watch = Watch::Off;
+        }
         self.stats.fetches += 1;
         let tip = match self.remote.fetch(&self.scratch.repo) {
             Ok(Some(tip)) => tip,
@@ -523,13 +545,6 @@ impl<'o> Attempts<'o> {
             }
         };
         self.net_tries = 0;
-        if self.watch == Watch::On(tip) {
-            if self.seen_since.elapsed() < self.backoff.hold() {
-                self.stats.looks += 1;
-                return Ok(self.look_again());
-            }
-            self.watch = Watch::Off;
-        }
         if self.unsure.contains(&tip) {
             println!(
                 "{} is at {}: our earlier push landed after all",
@@ -551,14 +566,13 @@ impl<'o> Attempts<'o> {
             self.seen_since = Instant::now();
         }
         self.last_tip = Some(tip);
-        match self.watch {
-            // It moved: a push just landed, and the round on this tip is ours to take.
-            Watch::On(_) => self.watch = Watch::Off,
-            Watch::Armed if self.seen_since.elapsed() < self.backoff.hold() => {
+        if self.watch == Watch::Armed {
+            // Waiting for a landing only pays while someone else is still pushing.
+            if self.seen_since.elapsed() < self.backoff.hold() && self.backoff.contention() >= 2.0 {
                 self.watch = Watch::On(tip);
                 return Ok(self.look_again());
             }
-            Watch::Armed | Watch::Off => self.watch = Watch::Off,
+            self.watch = Watch::Off;
         }
 
         if let Some(newer) = self.guard_at(tip, guard)? {

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use git2::{
-    AutotagOption, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, PushOptions,
-    RemoteCallbacks, Repository,
+    AutotagOption, Cred, Direction, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid,
+    PushOptions, RemoteCallbacks, Repository,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -72,6 +72,9 @@ pub(crate) struct Remote {
     branch: String,
     /// `Authorization: Basic …`, when we have a token.
     header: Option<SecretString>,
+    /// The token itself, for the one connection that cannot carry the header (see
+    /// [`Remote::advertised`]).
+    token: Option<SecretString>,
     /// Strings that must never be printed: the token and its encodings.
     secrets: Vec<SecretString>,
     shallow: Cell<bool>,
@@ -87,7 +90,8 @@ impl Remote {
         super::tls::trust_bundle_for(url);
         let local = local_path(url);
         let mut secrets = Vec::new();
-        let header = token.filter(|t| !t.expose_secret().is_empty()).map(|t| {
+        let token = token.filter(|t| !t.expose_secret().is_empty()).cloned();
+        let header = token.as_ref().map(|t| {
             let encoded = base64::engine::general_purpose::STANDARD
                 .encode(format!("x-access-token:{}", t.expose_secret()));
             secrets.push(t.clone());
@@ -102,6 +106,7 @@ impl Remote {
             local,
             branch: branch.to_string(),
             header,
+            token,
             secrets,
         }
     }
@@ -209,6 +214,58 @@ impl Remote {
 
     fn headers(&self) -> Vec<&str> {
         self.header.iter().map(|h| h.expose_secret()).collect()
+    }
+
+    /// Where the branch is now, from the remote's ref advertisement alone: no negotiation, no
+    /// pack. `Ok(None)` when the remote has no such branch.
+    pub(crate) fn advertised(&self, repo: &Repository) -> Result<Option<Oid>, NetError> {
+        let target = format!("refs/heads/{}", self.branch);
+        let fatal = |e: &git2::Error| NetError {
+            fault: classify::fault(e),
+            source: self.scrub_error(e),
+            remote: Vec::new(),
+        };
+        if let Some(path) = &self.local {
+            let remote = Repository::open_bare(path).map_err(|e| fatal(&e))?;
+            return match remote.refname_to_id(&target) {
+                Ok(oid) => Ok(Some(oid)),
+                Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+                Err(e) => Err(fatal(&e)),
+            };
+        }
+        let sideband = RefCell::new(Vec::new());
+        let auth_asked = Cell::new(false);
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(|e| self.net_error(&e, &sideband, false))?;
+        let mut cbs = self.callbacks(&sideband, &auth_asked);
+        // git2's connect takes no custom headers, so the token cannot ride in the header here:
+        // a server that asks gets it once as the password, and nothing a second time.
+        if let Some(token) = &self.token {
+            let answered = Cell::new(false);
+            let auth_asked = &auth_asked;
+            cbs.credentials(move |_url, _user, _allowed| {
+                if answered.replace(true) {
+                    auth_asked.set(true);
+                    return Err(git2::Error::new(
+                        ErrorCode::Auth,
+                        ErrorClass::Http,
+                        "authentication failed: the server rejected the github-token",
+                    ));
+                }
+                Cred::userpass_plaintext("x-access-token", token.expose_secret())
+            });
+        }
+        let result = remote
+            .connect_auth(Direction::Fetch, Some(cbs), None)
+            .and_then(|connection| {
+                Ok(connection
+                    .list()?
+                    .iter()
+                    .find(|head| head.name() == target)
+                    .map(|head| head.oid()))
+            });
+        result.map_err(|e| self.net_error(&e, &sideband, auth_asked.get()))
     }
 
     /// Fetches the branch tip (depth 1 where the transport allows) into the scratch repo.

@@ -386,16 +386,21 @@ fn lost_races_are_bounded_by_max_attempts() {
     );
 }
 
+/// [`lose_every_race`] once, with the losing push's hook slowed to 0.3 s: a round long enough
+/// to look at the tip within it. Returns the commit that wins.
+fn lose_one_race_slowly(remote: &Remote) -> String {
+    lose_every_race(remote, 1);
+    let hook = std::fs::read_to_string(remote.dir.join("hooks/pre-receive")).unwrap();
+    let body = hook.split_once('\n').map_or(hook.as_str(), |(_, b)| b);
+    remote.hook(&format!("{body}\nsleep 0.3"));
+    git(&remote.dir, &["rev-parse", "refs/competitors/1"])
+}
+
 #[test]
 #[ignore = "needs services; run by scripts/test.sh"]
 fn after_a_lost_race_the_job_looks_for_the_next_landing_before_pushing_again() {
     let remote = Remote::served(Server::GitDaemon);
-    lose_every_race(&remote, 1);
-    // The same hook, slowed: a round long enough to look at the tip within it.
-    let hook = std::fs::read_to_string(remote.dir.join("hooks/pre-receive")).unwrap();
-    let body = hook.split_once('\n').map_or(hook.as_str(), |(_, b)| b);
-    remote.hook(&format!("{body}\nsleep 0.3"));
-    let competitor = git(&remote.dir, &["rev-parse", "refs/competitors/1"]);
+    let competitor = lose_one_race_slowly(&remote);
 
     let outcome = gitops::write_back(&options(&remote), &mut append("# v2\n")).unwrap();
 
@@ -405,10 +410,9 @@ fn after_a_lost_race_the_job_looks_for_the_next_landing_before_pushing_again() {
         "{outcome:?}"
     );
     assert!(outcome.stats.looks >= 1, "{outcome:?}");
-    assert!(
-        outcome.stats.fetches > outcome.stats.looks + 1,
-        "{outcome:?}"
-    );
+    // The looks read the ref advertisement only: the fetches are the first, the one after the
+    // backoff, and the one on the tip that won.
+    assert_eq!(outcome.stats.fetches, 3, "{outcome:?}");
     let commit = outcome.commit.unwrap();
     assert_eq!(
         git(&remote.dir, &["rev-parse", &format!("{commit}^")]),
@@ -909,6 +913,38 @@ fn https_with_the_right_token_pushes() {
         new_tag(&remote.overlay(), "auth-service").as_deref(),
         Some("v2")
     );
+    assert_token_never_printed(&run, &token);
+}
+
+#[test]
+#[ignore = "needs services; run by scripts/test.sh"]
+fn over_https_the_looks_for_a_landing_carry_the_token_and_never_print_it() {
+    let (remote, token, ca) = https_remote();
+    let competitor = lose_one_race_slowly(&remote);
+    let ws = Workspace::clone_of(&remote);
+
+    let run = https_job(&ws.path, &token, &ca).run();
+
+    run.assert_ok();
+    let summary = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("write-back: "))
+        .unwrap_or_else(|| panic!("no write-back line:\n{}", run.stdout));
+    assert!(summary.contains(" 1 lost race(s)"), "{summary}");
+    let looks: u32 = summary
+        .split(" fetch(es), ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(looks >= 1, "{summary}");
+    assert_eq!(
+        git(&remote.dir, &["rev-parse", "main^"]),
+        competitor,
+        "pushed on the commit that won"
+    );
+    assert_eq!(run.output("commit"), remote.head());
     assert_token_never_printed(&run, &token);
 }
 
