@@ -9,11 +9,11 @@
 //!    a lease: if the remote's branch is not that tip any more, the push is aborted during
 //!    negotiation and we fetch again at once.
 //!
-//! A lost compare-and-swap is retried after a contention-adaptive jitter and on the next
-//! commit to land (see `backoff.rs`); auth
-//! failures, protected branches and declining hooks stop at once, with the remote's message;
-//! network errors are retried a few times. The loop is bounded by `max_attempts` and a
-//! deadline, and never force-pushes. Each push attempt prints one line to stdout.
+//! A lost compare-and-swap is retried after a contention-adaptive jitter, on the next commit
+//! to land (see `backoff.rs`); auth failures, protected branches and declining hooks stop at
+//! once, with the remote's message; network errors are retried a few times. The loop is
+//! bounded by `max_attempts` and a deadline, and never force-pushes. Each push attempt prints
+//! one line to stdout.
 //!
 //! The token (HTTPS basic auth as `x-access-token`) travels in an `Authorization` header and is
 //! scrubbed from every message; a server that still asks for credentials gets no second try.
