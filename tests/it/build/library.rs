@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 
 use super::{build_ok, fixture, request, runner};
 use crate::support::docker::{
-    docker, file_in_image, layers, remove_image, remove_repository, retag, tag,
+    docker, file_in_image, layers, remove_image, remove_image_and_parents, remove_repository,
+    retag, tag,
 };
 use crate::support::registry::{
     Proxy, closed_port, get_manifest, sha256_hex, unique_name as unique,
@@ -427,7 +428,7 @@ async fn a_rebuild_from_the_pushed_image_reuses_the_expensive_run_layer() {
         .enumerate()
     {
         // A fresh daemon state: the image and its intermediate images are gone.
-        remove_image(&docker, &v1.id).await;
+        remove_image_and_parents(&docker, &v1.id).await;
         assert!(docker.inspect_image(&v1.id).await.is_err());
 
         std::fs::write(

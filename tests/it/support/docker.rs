@@ -157,12 +157,25 @@ pub(crate) async fn file_in_image(docker: &Docker, image: impl Display, path: &s
     text
 }
 
+/// Removes `image`, keeping its untagged parents: they are the classic builder's cache, and a
+/// build running in a concurrent test may be committing on top of one of them right now
+/// (pruning it fails that build with "failed to get digest … no such file or directory").
 pub(crate) async fn remove_image(docker: &Docker, image: impl Display) {
+    remove(docker, image, true).await;
+}
+
+/// Removes `image` and the untagged parents nothing else uses: a cold local cache.
+pub(crate) async fn remove_image_and_parents(docker: &Docker, image: impl Display) {
+    remove(docker, image, false).await;
+}
+
+async fn remove(docker: &Docker, image: impl Display, noprune: bool) {
     docker
         .remove_image(
             &image.to_string(),
             Some(RemoveImageOptions {
                 force: true,
+                noprune,
                 ..Default::default()
             }),
             None,
@@ -185,6 +198,7 @@ pub(crate) async fn remove_repository(docker: &Docker, image: &ImageRef) {
                     &tag,
                     Some(RemoveImageOptions {
                         force: true,
+                        noprune: true,
                         ..Default::default()
                     }),
                     None,
