@@ -503,6 +503,17 @@ impl<'o> Attempts<'o> {
         Ok(Step::Wait(wait, self.net_failed(op, e)))
     }
 
+    /// A fetch or a look that failed (`doing` names it, "fetch from"): retried if it was the
+    /// network, else the error.
+    fn read_failed(&mut self, e: NetError, doing: &str) -> Result<Step, GitopsError> {
+        if e.fault == Fault::Network {
+            let what = format!("{doing} {}", self.url);
+            return self.network_retry(Op::Fetch, e, what);
+        }
+        self.net_tries = 1;
+        Err(self.net_failed(Op::Fetch, e))
+    }
+
     /// One pass: fetch the tip, ask the guard, re-apply the edit, and push the commit built on
     /// it.
     fn next(&mut self, guard: &mut Guard<'_>, edit: &mut Edit<'_>) -> Result<Step, GitopsError> {
@@ -519,14 +530,7 @@ impl<'o> Attempts<'o> {
                     }
                     // It moved (or went: the fetch says so): fetch at once.
                     Ok(_) => self.net_tries = 0,
-                    Err(e) if e.fault == Fault::Network => {
-                        let what = format!("look at {}", self.url);
-                        return self.network_retry(Op::Fetch, e, what);
-                    }
-                    Err(e) => {
-                        self.net_tries = 1;
-                        return Err(self.net_failed(Op::Fetch, e));
-                    }
+                    Err(e) => return self.read_failed(e, "look at"),
                 }
             }
             self.watch = Watch::Off;
@@ -535,14 +539,7 @@ impl<'o> Attempts<'o> {
         let tip = match self.remote.fetch(&self.scratch.repo) {
             Ok(Some(tip)) => tip,
             Ok(None) => return Err(self.branch_missing()),
-            Err(e) if e.fault == Fault::Network => {
-                let what = format!("fetch from {}", self.url);
-                return self.network_retry(Op::Fetch, e, what);
-            }
-            Err(e) => {
-                self.net_tries = 1;
-                return Err(self.net_failed(Op::Fetch, e));
-            }
+            Err(e) => return self.read_failed(e, "fetch from"),
         };
         self.net_tries = 0;
         if self.unsure.contains(&tip) {

@@ -177,6 +177,15 @@ impl Remote {
         }
     }
 
+    /// A failure reading or writing a local remote: classified, with no remote lines.
+    fn local_error(&self, e: &git2::Error) -> NetError {
+        NetError {
+            fault: classify::fault(e),
+            source: self.scrub_error(e),
+            remote: Vec::new(),
+        }
+    }
+
     fn remote_lines(&self, raw: &[u8]) -> Vec<String> {
         classify::remote_lines(raw)
             .iter()
@@ -188,6 +197,7 @@ impl Remote {
         &'a self,
         sideband: &'a RefCell<Vec<u8>>,
         auth_asked: &'a Cell<bool>,
+        password: bool,
     ) -> RemoteCallbacks<'a> {
         let mut cbs = RemoteCallbacks::new();
         cbs.sideband_progress(move |data| {
@@ -196,8 +206,16 @@ impl Remote {
         });
         // The token travels in the Authorization header of every request. If the server still
         // asks, that token (or its absence) is the problem: answering again would only replay it.
+        // A connection that cannot carry the header (`password`) answers the first ask with it.
         let has_token = self.header.is_some();
+        let as_password = self.token.as_ref().filter(|_| password);
+        let answered = Cell::new(false);
         cbs.credentials(move |_url, _user, _allowed| {
+            if let Some(token) = as_password
+                && !answered.replace(true)
+            {
+                return Cred::userpass_plaintext("x-access-token", token.expose_secret());
+            }
             auth_asked.set(true);
             Err(git2::Error::new(
                 ErrorCode::Auth,
@@ -220,11 +238,7 @@ impl Remote {
     /// pack. `Ok(None)` when the remote has no such branch.
     pub(crate) fn advertised(&self, repo: &Repository) -> Result<Option<Oid>, NetError> {
         let target = format!("refs/heads/{}", self.branch);
-        let fatal = |e: &git2::Error| NetError {
-            fault: classify::fault(e),
-            source: self.scrub_error(e),
-            remote: Vec::new(),
-        };
+        let fatal = |e: &git2::Error| self.local_error(e);
         if let Some(path) = &self.local {
             let remote = Repository::open_bare(path).map_err(|e| fatal(&e))?;
             return match remote.refname_to_id(&target) {
@@ -238,24 +252,8 @@ impl Remote {
         let mut remote = repo
             .remote_anonymous(&self.url)
             .map_err(|e| self.net_error(&e, &sideband, false))?;
-        let mut cbs = self.callbacks(&sideband, &auth_asked);
-        // git2's connect takes no custom headers, so the token cannot ride in the header here:
-        // a server that asks gets it once as the password, and nothing a second time.
-        if let Some(token) = &self.token {
-            let answered = Cell::new(false);
-            let auth_asked = &auth_asked;
-            cbs.credentials(move |_url, _user, _allowed| {
-                if answered.replace(true) {
-                    auth_asked.set(true);
-                    return Err(git2::Error::new(
-                        ErrorCode::Auth,
-                        ErrorClass::Http,
-                        "authentication failed: the server rejected the github-token",
-                    ));
-                }
-                Cred::userpass_plaintext("x-access-token", token.expose_secret())
-            });
-        }
+        // git2's connect takes no custom headers, so the token cannot ride in the header here.
+        let cbs = self.callbacks(&sideband, &auth_asked, true);
         let result = remote
             .connect_auth(Direction::Fetch, Some(cbs), None)
             .and_then(|connection| {
@@ -302,7 +300,7 @@ impl Remote {
                 let mut remote = repo
                     .remote_anonymous(&self.url)
                     .map_err(|e| self.net_error(&e, &sideband, false))?;
-                let mut cbs = self.callbacks(&sideband, &auth_asked);
+                let mut cbs = self.callbacks(&sideband, &auth_asked, false);
                 cbs.transfer_progress(|p| {
                     received.set(p.received_bytes() as u64);
                     true
@@ -365,7 +363,7 @@ impl Remote {
             let mut remote = repo
                 .remote_anonymous(&self.url)
                 .map_err(|e| fail(&e, false))?;
-            let mut cbs = self.callbacks(&sideband, &auth_asked);
+            let mut cbs = self.callbacks(&sideband, &auth_asked, false);
             // The lease: the remote tells us where the branch is before we send a byte. If that
             // is not the tip we built on, the push is doomed; abort and fetch the new tip.
             cbs.push_negotiation(|updates| {
@@ -425,11 +423,7 @@ impl Remote {
         commit: Oid,
         base: Oid,
     ) -> Result<Pushed, NetError> {
-        let fatal = |e: &git2::Error| NetError {
-            fault: classify::fault(e),
-            source: self.scrub_error(e),
-            remote: Vec::new(),
-        };
+        let fatal = |e: &git2::Error| self.local_error(e);
         let target = format!("refs/heads/{}", self.branch);
         let remote = Repository::open_bare(path).map_err(|e| fatal(&e))?;
         match remote.refname_to_id(&target) {
