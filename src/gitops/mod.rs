@@ -23,6 +23,7 @@ mod backoff;
 mod classify;
 mod history;
 mod scratch;
+mod socket;
 mod tls;
 mod transport;
 mod workspace;
@@ -285,6 +286,9 @@ fn init_libgit2() {
             let _ = git2::opts::set_server_connect_timeout_in_milliseconds(15_000);
             let _ = git2::opts::set_server_timeout_in_milliseconds(120_000);
         }
+        // It fails only if libgit2 cannot lock its stream registry; its own stream then
+        // serves, slower (Nagle), not wrong.
+        let _ = socket::register();
     });
 }
 
