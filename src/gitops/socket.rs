@@ -15,7 +15,11 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Connections our stream has opened, for the test that libgit2 uses it.
+static OPENED: AtomicU64 = AtomicU64::new(0);
 
 /// `git_stream` of `git2/sys/stream.h`, version 1.
 #[repr(C)]
@@ -221,6 +225,7 @@ unsafe extern "C" fn connect(raw: *mut RawStream) -> c_int {
         millis(s.raw.timeout),
     ) {
         Ok(socket) => {
+            OPENED.fetch_add(1, Ordering::Relaxed);
             s.socket = Some(socket);
             0
         }
@@ -297,6 +302,21 @@ mod tests {
         let sock = socket2::SockRef::from(&socket);
         assert!(sock.keepalive().unwrap());
         assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn libgit2_connects_through_our_stream_once_started() {
+        super::super::init_libgit2();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // A server that hangs up at once: the connect is all this test needs.
+        let server = std::thread::spawn(move || drop(listener.accept()));
+        let before = OPENED.load(Ordering::Relaxed);
+        let mut remote =
+            git2::Remote::create_detached(format!("git://127.0.0.1:{port}/repo.git")).unwrap();
+        assert!(remote.connect(git2::Direction::Fetch).is_err());
+        server.join().unwrap();
+        assert!(OPENED.load(Ordering::Relaxed) > before);
     }
 
     #[test]
