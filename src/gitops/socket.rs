@@ -153,18 +153,47 @@ fn set_error(message: &str) {
     }
 }
 
-/// An I/O failure as libgit2's socket reports it: `GIT_TIMEOUT` for a timeout, else -1.
-/// `dir` is "read from" or "write to", `doing` "receiving data from" or "sending data to".
-fn io_failed(e: &io::Error, dir: &str, doing: &str) -> isize {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    ) {
-        set_error(&format!("could not {dir} socket: timed out"));
-        return libgit2_sys::GIT_TIMEOUT as isize;
+/// Which way bytes go, for libgit2's wording of a failure.
+#[derive(Clone, Copy)]
+enum Way {
+    In,
+    Out,
+}
+
+/// One read or write on the stream's socket, retried when interrupted. A failure is reported
+/// as libgit2's socket reports it: `GIT_TIMEOUT` for a timeout, else -1.
+fn transfer(
+    s: &mut Stream,
+    way: Way,
+    mut op: impl FnMut(&mut TcpStream) -> io::Result<usize>,
+) -> isize {
+    let (dir, doing) = match way {
+        Way::In => ("read from", "receiving data from"),
+        Way::Out => ("write to", "sending data to"),
+    };
+    let Some(socket) = s.socket.as_mut() else {
+        set_error(&format!("error {doing} socket: not connected"));
+        return -1;
+    };
+    loop {
+        match op(socket) {
+            Ok(n) => return n as isize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                set_error(&format!("could not {dir} socket: timed out"));
+                return libgit2_sys::GIT_TIMEOUT as isize;
+            }
+            Err(e) => {
+                set_error(&format!("error {doing} socket: {}", os_message(&e)));
+                return -1;
+            }
+        }
     }
-    set_error(&format!("error {doing} socket: {}", os_message(e)));
-    -1
 }
 
 /// # Safety
@@ -237,21 +266,14 @@ unsafe extern "C" fn connect(raw: *mut RawStream) -> c_int {
 }
 
 unsafe extern "C" fn read(raw: *mut RawStream, data: *mut c_void, len: usize) -> isize {
-    // SAFETY: libgit2 calls us with the stream `init` made.
-    let s = unsafe { stream(raw) };
-    let Some(socket) = s.socket.as_mut() else {
-        set_error("error receiving data from socket: not connected");
-        return -1;
+    // SAFETY: libgit2 calls us with the stream `init` made, and `len` writable bytes.
+    let (s, buf) = unsafe {
+        (
+            stream(raw),
+            std::slice::from_raw_parts_mut(data.cast::<u8>(), len),
+        )
     };
-    // SAFETY: libgit2 hands us `len` writable bytes.
-    let buf = unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) };
-    loop {
-        match socket.read(buf) {
-            Ok(n) => return n as isize,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return io_failed(&e, "read from", "receiving data from"),
-        }
-    }
+    transfer(s, Way::In, |socket| socket.read(buf))
 }
 
 unsafe extern "C" fn write(
@@ -260,21 +282,14 @@ unsafe extern "C" fn write(
     len: usize,
     _flags: c_int,
 ) -> isize {
-    // SAFETY: libgit2 calls us with the stream `init` made.
-    let s = unsafe { stream(raw) };
-    let Some(socket) = s.socket.as_mut() else {
-        set_error("error sending data to socket: not connected");
-        return -1;
+    // SAFETY: libgit2 calls us with the stream `init` made, and `len` readable bytes.
+    let (s, buf) = unsafe {
+        (
+            stream(raw),
+            std::slice::from_raw_parts(data.cast::<u8>(), len),
+        )
     };
-    // SAFETY: libgit2 hands us `len` readable bytes.
-    let buf = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
-    loop {
-        match socket.write(buf) {
-            Ok(n) => return n as isize,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return io_failed(&e, "write to", "sending data to"),
-        }
-    }
+    transfer(s, Way::Out, |socket| socket.write(buf))
 }
 
 unsafe extern "C" fn close(raw: *mut RawStream) -> c_int {
@@ -327,6 +342,31 @@ mod tests {
         let socket = open("127.0.0.1", &port, None, timeout).unwrap();
         assert_eq!(socket.read_timeout().unwrap(), timeout);
         assert_eq!(socket.write_timeout().unwrap(), timeout);
+    }
+
+    #[test]
+    fn a_read_that_times_out_is_libgit2s_timeout_and_says_so() {
+        super::super::init_libgit2();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        let timeout = Some(Duration::from_millis(50));
+        let mut raw = std::ptr::null_mut();
+        let (host, port_c) = (
+            CString::new("127.0.0.1").unwrap(),
+            CString::new(port).unwrap(),
+        );
+        // SAFETY: as libgit2 would call us; the stream is freed below.
+        unsafe { assert_eq!(init(&mut raw, host.as_ptr(), port_c.as_ptr()), 0) };
+        let s = unsafe { stream(raw) };
+        s.socket = Some(open("127.0.0.1", &s.port, None, timeout).unwrap());
+        // The server accepts (the backlog does) and never answers.
+        let got = transfer(s, Way::In, |socket| socket.read(&mut [0u8; 16]));
+        assert_eq!(got, libgit2_sys::GIT_TIMEOUT as isize);
+        assert_eq!(
+            git2::Error::last_error(-1).message(),
+            "could not read from socket: timed out"
+        );
+        unsafe { free(raw) };
     }
 
     #[test]
